@@ -1,0 +1,47 @@
+# Two commands do everything: `make lab` (the tutorial) and `make test` (the whole suite).
+PYTHON ?= python3
+RESTATE_VERSION := 1.7.12
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+VENV_STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)
+
+.PHONY: setup lab test up demo bench lint clean
+
+setup: $(VENV_STAMP) $(TOOLS_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed (found $$($(PYTHON) --version))."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(TOOLS_STAMP):
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20+ (it brings npm), then run make again."; exit 1; }
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error \
+		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION)
+	touch $@
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks
+
+test: setup
+	$(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider
+
+up: setup
+	$(BIN)/python -m restate_tutorial up $(ARGS)
+
+demo: setup
+	$(BIN)/python -m restate_tutorial demo $(ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/lab_startup.py
+
+lint: setup
+	$(BIN)/ruff check restate_tutorial tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(TOOLS) *.egg-info

@@ -1,0 +1,34 @@
+"""Durable execution in one handler: a journaled step, a durable sleep, another step.
+
+    Greeter/greet {"name": "Ada", "delay_seconds": 5}
+      ├─ run "draft greeting"   journaled: its result is recorded; a replay reads it back
+      ├─ sleep                  a durable timer: Restate keeps it, crashes do not reset it
+      └─ run "send greeting"    journaled
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import restate
+from restate import Context, RunOptions, TerminalError
+
+from .simulated import mailer
+
+greeter = restate.Service("Greeter")
+
+
+@greeter.handler()
+async def greet(ctx: Context, request: dict[str, Any]) -> dict[str, str]:
+    name, delay = request.get("name"), request.get("delay_seconds", 5)
+    if not isinstance(name, str) or not isinstance(delay, (int, float)) or delay < 0:
+        raise TerminalError('expected {"name": str, "delay_seconds": number ≥ 0}', 400)
+
+    # Journaled step: draft the greeting; after a crash the id comes from the journal.
+    greeting_id = await ctx.run_typed("draft greeting", mailer.draft, RunOptions(), name)
+    # Durable sleep: the timer lives in Restate, not in this process.
+    await ctx.sleep(timedelta(seconds=delay), name="wait before sending")
+    # Journaled step: send the drafted greeting.
+    await ctx.run_typed("send greeting", mailer.send, RunOptions(), greeting_id)
+    return {"greeting_id": greeting_id, "message": f"Hello {name}!"}

@@ -1,0 +1,109 @@
+"""Restate's admin API: deployments, Kafka clusters, subscriptions, SQL introspection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .errors import LabError
+
+#: Consumer options that make a new subscription deliver its first event in ~2 s on the
+#: embedded broker (the librdkafka defaults take ~24 s to settle the consumer group).
+FAST_CONSUMER_OPTIONS = {
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": "2000",
+    "heartbeat.interval.ms": "200",
+}
+
+
+class AdminClient:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self._http = httpx.Client(base_url=url, timeout=timeout)
+
+    def _request(self, method: str, path: str, action: str, body: Any = None,
+                 allow: tuple[int, ...] = ()) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, json=body,
+                                          headers={"accept": "application/json"})
+        except httpx.TransportError as error:
+            raise LabError(f"Restate admin at {self.url} is not reachable while trying to "
+                           f"{action} ({error}): is the lab started?") from None
+        if response.is_error and response.status_code not in allow:
+            raise LabError(f"Restate refused to {action}: {_message(response)}")
+        return response
+
+    def health(self) -> bool:
+        try:
+            return self._http.get("/health").is_success
+        except httpx.TransportError:
+            return False
+
+    # -- deployments -------------------------------------------------------------------------
+
+    def register_deployment(self, uri: str, force: bool = True) -> dict[str, Any]:
+        """Tell Restate where the services are (``force`` overrides a previous registration)."""
+        return self._request("POST", "/deployments", f"register the deployment {uri} (is the "
+                             "service host running and serving restate.app?)",
+                             {"uri": uri, "force": force}).json()
+
+    def services(self) -> list[str]:
+        body = self._request("GET", "/services", "list services").json()
+        return sorted(s["name"] for s in body["services"])
+
+    # -- Kafka -------------------------------------------------------------------------------
+
+    def register_kafka_cluster(self, name: str, bootstrap_servers: str) -> None:
+        """Create or update the Kafka cluster ``name`` (the 1.7 admin API)."""
+        properties = {"bootstrap.servers": bootstrap_servers}
+        action = f"register Kafka cluster {name}"
+        found = self._request("GET", f"/kafka-clusters/{name}", action, allow=(404,))
+        if found.status_code == 404:
+            self._request("POST", "/kafka-clusters", action,
+                          {"name": name, "properties": properties})
+        elif found.json().get("properties", {}).get("bootstrap.servers") != bootstrap_servers:
+            self._request("PATCH", f"/kafka-clusters/{name}", action, {"properties": properties})
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/subscriptions", "list subscriptions").json()["subscriptions"]
+
+    def subscribe(self, topic: str, service: str, handler: str, cluster: str = "my-cluster",
+                  options: dict[str, str] | None = None) -> dict[str, Any]:
+        """Subscribe ``service/handler`` to ``topic``, unless an identical subscription exists.
+
+        Restate itself would accept a second identical subscription, with its own consumer
+        group, and every event would then be processed twice.
+        """
+        source, sink = f"kafka://{cluster}/{topic}", f"service://{service}/{handler}"
+        for existing in self.subscriptions():
+            if existing["source"] == source and existing["sink"] == sink:
+                return existing
+        body = {"source": source, "sink": sink, "options": options or FAST_CONSUMER_OPTIONS}
+        return self._request("POST", "/subscriptions", f"subscribe {sink} to {source}", body).json()
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        self._request("DELETE", f"/subscriptions/{subscription_id}",
+                      f"delete subscription {subscription_id}")
+
+    # -- invocations and SQL -----------------------------------------------------------------
+
+    def cancel(self, invocation_id: str) -> None:
+        """Cancel an invocation: it unwinds (compensations run) and ends with a failure."""
+        self._request("PATCH", f"/invocations/{invocation_id}/cancel",
+                      f"cancel invocation {invocation_id}")
+
+    def sql(self, query: str) -> list[dict[str, Any]]:
+        """Run SQL against Restate's introspection tables (sys_invocation, sys_journal, state…)."""
+        return self._request("POST", "/query", f"run the SQL query {query!r}",
+                             {"query": query}).json()["rows"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code} {response.text[:200]}".strip()

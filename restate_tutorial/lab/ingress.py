@@ -1,0 +1,73 @@
+"""Calling handlers through Restate's HTTP ingress: call, send, attach."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import IngressError, LabError
+
+
+class IngressClient:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=url, timeout=timeout)
+
+    @staticmethod
+    def path(service: str, handler: str, key: str | None = None) -> str:
+        """``/Service/handler`` or ``/Object/key/handler``."""
+        return f"/{service}/{quote(key, safe='')}/{handler}" if key is not None \
+            else f"/{service}/{handler}"
+
+    def _request(self, method: str, path: str, body: Any, timeout: float | None,
+                 idempotency_key: str | None) -> Any:
+        headers = {"idempotency-key": idempotency_key} if idempotency_key else {}
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout or self.timeout}
+        if isinstance(body, (bytes, str)):
+            kwargs["content"] = body
+            headers["content-type"] = "application/json"
+        elif body is not None:
+            kwargs["json"] = body
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise LabError(f"No answer from {path} within {kwargs['timeout']:g} s; Restate keeps "
+                           "running it: send() + attach(), or look at the invocations view.") from None
+        except httpx.TransportError as error:
+            raise LabError(f"Restate ingress at {self.url} is not reachable ({error}): is the lab "
+                           "started?") from None
+        if response.is_error:
+            try:
+                message = str(response.json().get("message", response.text))
+            except ValueError:
+                message = response.text
+            raise IngressError(response.status_code, message, path)
+        return response.json() if response.content else None
+
+    def call(self, service: str, handler: str, body: Any = None, *, key: str | None = None,
+             timeout: float | None = None, idempotency_key: str | None = None) -> Any:
+        """Invoke and wait for the result. ``str``/``bytes`` bodies are sent verbatim."""
+        return self._request("POST", self.path(service, handler, key), body, timeout,
+                             idempotency_key)
+
+    def get(self, service: str, handler: str, *, key: str | None = None) -> Any:
+        """Invoke a handler that takes no input with a plain GET (as ``curl URL`` does)."""
+        return self._request("GET", self.path(service, handler, key), None, None, None)
+
+    def send(self, service: str, handler: str, body: Any = None, *, key: str | None = None,
+             idempotency_key: str | None = None) -> str:
+        """Enqueue an invocation without waiting; returns its invocation id."""
+        answer = self._request("POST", self.path(service, handler, key) + "/send", body, None,
+                               idempotency_key)
+        return str(answer["invocationId"])
+
+    def attach(self, invocation_id: str, timeout: float | None = None) -> Any:
+        """Wait for a (sent) invocation to finish and return its result."""
+        return self._request("GET", f"/restate/invocation/{invocation_id}/attach", None,
+                             timeout, None)
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,150 @@
+"""A Kafka-protocol broker: the embedded Tansu (memory only) or your own Kafka."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from . import processes
+from .binaries import tansu_binary
+from .errors import LabError
+from .processes import LOOPBACK
+
+# kafka-python logs every reconnect attempt at WARNING/ERROR; the lab reports problems itself.
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+class KafkaBroker:
+    """The embedded broker on 127.0.0.1, or an external Kafka when ``bootstrap_servers`` is given.
+
+    The embedded broker keeps everything in memory: a restart loses topics and offsets.
+    """
+
+    def __init__(self, port: int | None = None, bootstrap_servers: str | None = None,
+                 log_dir: Path | None = None) -> None:
+        self.external = bootstrap_servers is not None
+        self.port = port or (0 if self.external else processes.free_port())
+        self.bootstrap_servers = bootstrap_servers or f"{LOOPBACK}:{self.port}"
+        self.log_file = (log_dir or Path(tempfile.mkdtemp(prefix="kafka-lab-"))) / "broker.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._producer: KafkaProducer | None = None
+
+    @classmethod
+    def from_env(cls, port: int | None = None, log_dir: Path | None = None) -> KafkaBroker:
+        """External Kafka if KAFKA_BOOTSTRAP_SERVERS is set, else the embedded broker."""
+        return cls(port, os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None, log_dir)
+
+    @property
+    def running(self) -> bool:
+        if self.external:
+            return True
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 15.0) -> KafkaBroker:
+        """Start the embedded broker (no-op if running or external) and wait until it answers."""
+        if not self.external and not self.running:
+            binary = tansu_binary()
+            processes.ensure_port_free(self.port, "the embedded Kafka broker")
+            url = f"tcp://{LOOPBACK}:{self.port}"
+            self._process = processes.spawn(
+                [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                self.log_file,
+            )
+        processes.wait_until(self._answers, timeout, f"Kafka broker {self.bootstrap_servers}",
+                             dead=self._exit_reason, interval=0.05)
+        return self
+
+    def _answers(self) -> bool:
+        host, _, port = self.bootstrap_servers.split(",")[0].rpartition(":")
+        return processes.port_open(int(port), host or LOOPBACK)
+
+    def _exit_reason(self) -> str | None:
+        if self.external or self._process is None or self._process.poll() is None:
+            return None
+        return f"it exited with code {self._process.returncode} (see {self.log_file})"
+
+    def stop(self) -> None:
+        self._close_producer()
+        if self._process is not None:
+            processes.terminate(self._process)
+            self._process = None
+
+    def kill(self) -> None:
+        """Crash the embedded broker (its memory storage, topics and offsets are gone)."""
+        self._close_producer()
+        if self._process is not None:
+            processes.kill(self._process)
+            self._process = None
+
+    def _close_producer(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=1)
+            self._producer = None
+
+    def _admin(self) -> KafkaAdminClient:
+        try:
+            return KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                    request_timeout_ms=10_000)
+        except KafkaError as error:
+            raise LabError(
+                f"Kafka at {self.bootstrap_servers} is not reachable ({error}): start it, or fix "
+                "KAFKA_BOOTSTRAP_SERVERS."
+            ) from None
+
+    def create_topics(self, *names: str, partitions: int = 1) -> None:
+        """Create the topics that do not exist yet."""
+        admin = self._admin()
+        try:
+            missing = [n for n in names if n not in set(admin.list_topics())]
+            for name in missing:  # one by one: a concurrent creator only costs us that one
+                try:
+                    admin.create_topics([NewTopic(name, partitions, 1)])
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+
+    def topics(self) -> list[str]:
+        admin = self._admin()
+        try:
+            return sorted(admin.list_topics())
+        finally:
+            admin.close()
+
+    def produce(self, topic: str, key: str | None, value: Any) -> None:
+        """Send one record and wait for the broker's ack; dicts/lists are sent as JSON.
+
+        ``value`` may also be ``str`` or ``bytes``, sent as is (useful for poison records).
+        """
+        if isinstance(value, bytes):
+            payload = value
+        elif isinstance(value, str):
+            payload = value.encode()
+        else:
+            payload = json.dumps(value).encode()
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers,
+                                               acks="all", linger_ms=0)
+            except KafkaError as error:
+                raise LabError(
+                    f"Cannot produce to Kafka at {self.bootstrap_servers} ({error}): is the "
+                    "broker running?"
+                ) from None
+        future = self._producer.send(topic, key=key.encode() if key is not None else None,
+                                     value=payload)
+        future.get(timeout=10)
+
+    def __repr__(self) -> str:
+        kind = "external" if self.external else "embedded"
+        return f"KafkaBroker({kind}, {self.bootstrap_servers})"

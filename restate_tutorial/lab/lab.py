@@ -1,0 +1,151 @@
+"""The whole lab in one object: restate-server + Kafka broker + service host, wired up."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import restate
+
+from . import processes
+from .admin import AdminClient
+from .ingress import IngressClient
+from .kafka import KafkaBroker
+from .server import RestatePorts, RestateServer
+from .service_host import ServiceHost
+
+KAFKA_CLUSTER = "my-cluster"
+
+
+@dataclass(frozen=True)
+class LabPorts:
+    ingress: int
+    admin: int
+    node: int
+    services: int
+    kafka: int
+
+    @classmethod
+    def seed(cls) -> LabPorts:
+        """The ports of the seed's instructions (``curl localhost:8080/…``)."""
+        return cls(ingress=8080, admin=9070, node=5122, services=9080, kafka=9092)
+
+    @classmethod
+    def free(cls) -> LabPorts:
+        p = processes.free_port
+        return cls(ingress=p(), admin=p(), node=p(), services=p(), kafka=p())
+
+
+_started: list[Lab] = []
+
+
+class Lab:
+    """A real restate-server, a Kafka broker and ``services`` served in this process.
+
+    ``Lab(services).start()`` (or ``with Lab(services) as lab:``) brings everything up, registers
+    the services and the Kafka cluster ``my-cluster``; ``stop()`` — or the end of this process,
+    however it ends — takes it all down. Ports are free ones unless given.
+    """
+
+    def __init__(self, services: Sequence[Any], *, ports: LabPorts | None = None,
+                 data_dir: Path | None = None, topics: Sequence[str] = (),
+                 kafka_bootstrap_servers: str | None = None) -> None:
+        self.services = list(services)
+        self.ports = ports or LabPorts.free()
+        self._owns_data_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="restate-lab-"))
+        self.topics = list(topics)
+        self.server = RestateServer(
+            RestatePorts(self.ports.ingress, self.ports.admin, self.ports.node),
+            self.data_dir / "restate",
+        )
+        self.broker = (KafkaBroker(bootstrap_servers=kafka_bootstrap_servers)
+                       if kafka_bootstrap_servers
+                       else KafkaBroker.from_env(self.ports.kafka, self.data_dir))
+        self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
+        self.admin = AdminClient(self.server.admin_url)
+        self.ingress = IngressClient(self.server.ingress_url)
+
+    @classmethod
+    def shared(cls, services: Sequence[Any], **options: Any) -> Lab:
+        """The running lab of this process with the same services, else a new one, started.
+
+        Lets a notebook cell that starts the lab be run twice without starting a second lab.
+        """
+        names = sorted(_name(s) for s in services)
+        for lab in _started:
+            if sorted(_name(s) for s in lab.services) == names and lab.running:
+                return lab
+        return cls(services, **options).start()
+
+    @property
+    def running(self) -> bool:
+        return self.server.running and self.broker.running and self.host.running
+
+    def start(self) -> Lab:
+        """Start (or finish starting) every part; stops what it started if a part fails."""
+        try:
+            self.broker.start()
+            self.server.start()
+            self.host.start()
+            self.admin.register_deployment(self.host.url)
+            self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
+            if self.topics:
+                self.broker.create_topics(*self.topics)
+        except BaseException:
+            self.stop()
+            raise
+        if self not in _started:
+            _started.append(self)
+        return self
+
+    def stop(self) -> None:
+        """Stop everything (idempotent); a lab-made data dir is deleted."""
+        self.host.stop()
+        self.server.stop()
+        self.broker.stop()
+        if self in _started:
+            _started.remove(self)
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def register(self) -> None:
+        """Register the deployment again (e.g. after the services changed)."""
+        self.admin.register_deployment(self.host.url)
+
+    def subscribe(self, topic: str, service: str, handler: str,
+                  options: dict[str, str] | None = None) -> dict[str, Any]:
+        """Feed ``topic`` into ``service/handler`` (idempotent; topic created if missing)."""
+        self.broker.create_topics(topic)
+        return self.admin.subscribe(topic, service, handler, KAFKA_CLUSTER, options)
+
+    def ready_line(self) -> str:
+        return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
+                f"{self.server.admin_url} · services {self.host.url} · Kafka "
+                f"{self.broker.bootstrap_servers}")
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Lab({self.server!r}, {self.broker!r}, {self.host!r})"
+
+
+def _name(service: Any) -> str:
+    return str(getattr(service, "name", service))
+
+
+@atexit.register
+def _stop_all() -> None:
+    for lab in list(_started):
+        lab.stop()

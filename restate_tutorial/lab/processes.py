@@ -1,0 +1,124 @@
+"""Child processes that cannot outlive us, free ports, and waiting with a deadline."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import LabError
+
+LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A pre-exec hook: the kernel SIGKILLs the child when its parent dies, even by SIGKILL."""
+
+    def hook() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
+
+
+def spawn(args: Sequence[str], log_file: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``args`` with output appended to ``log_file``; it dies when this process dies.
+
+    The child gets its own session so that a Ctrl-C in a terminal reaches only us: we decide
+    when it stops. (Linux ties the death signal to the spawning *thread*: start the lab from the
+    main thread, as notebooks and the CLI do.)
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        child = subprocess.Popen(
+            list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+    _children.append(child)
+    return child
+
+
+def terminate(child: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; returns once the child is gone."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    if child in _children:
+        _children.remove(child)
+
+
+def kill(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL, as a crash would; returns once the child is gone."""
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+    if child in _children:
+        _children.remove(child)
+
+
+@atexit.register
+def _reap_children() -> None:
+    for child in list(_children):
+        terminate(child, timeout=5.0)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    """Raise a one-sentence LabError when something already listens on ``port``."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            raise LabError(
+                f"Port {port} on {LOOPBACK} (wanted for {what}) is already in use: stop what holds "
+                f"it (see `ss -ltnp 'sport = :{port}'`), or let the lab pick free ports."
+            ) from None
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.02, dead: Callable[[], str | None] | None = None) -> None:
+    """Poll ``check`` until it is true; raise LabError naming ``what`` at the deadline.
+
+    ``dead`` may return a reason to give up early (e.g. the process being waited on exited).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if dead is not None and (reason := dead()):
+            raise LabError(f"{what} did not come up: {reason}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} was not ready within {timeout:g} s; see its log for why.")
+        time.sleep(interval)

@@ -1,0 +1,122 @@
+"""A real restate-server process: own data dir, loopback listeners, crash and restart."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from . import processes
+from .binaries import restate_server_binary
+from .processes import LOOPBACK
+
+CONFIG_FILE = Path(__file__).with_name("restate.toml")
+
+
+@dataclass(frozen=True)
+class RestatePorts:
+    ingress: int = 8080
+    admin: int = 9070
+    node: int = 5122
+
+    @classmethod
+    def free(cls) -> RestatePorts:
+        return cls(processes.free_port(), processes.free_port(), processes.free_port())
+
+
+class RestateServer:
+    """One restate-server node.
+
+    ``kill()`` is a crash (SIGKILL); ``start()`` afterwards comes back on the same data dir and
+    ports, so everything Restate had recorded is still there.
+    """
+
+    def __init__(self, ports: RestatePorts | None = None, data_dir: Path | None = None) -> None:
+        self.ports = ports or RestatePorts.free()
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="restate-lab-"))
+        self.log_file = self.data_dir / "restate-server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.ingress}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.admin}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running and self._process else None
+
+    def start(self, timeout: float = 30.0) -> RestateServer:
+        """Start and wait until admin and ingress answer; a no-op when already running."""
+        if self.running:
+            return self
+        binary = restate_server_binary()
+        for port, what in ((self.ports.ingress, "Restate ingress"),
+                           (self.ports.admin, "Restate admin"), (self.ports.node, "Restate node")):
+            processes.ensure_port_free(port, what)
+        env = {
+            "RESTATE_BASE_DIR": str(self.data_dir),
+            "RESTATE_NODE_NAME": "lab",
+            "RESTATE_BIND_ADDRESS": f"{LOOPBACK}:{self.ports.node}",
+            "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{self.ports.node}/",
+            "RESTATE_INGRESS__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.ingress}",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.admin}",
+        }
+        self._process = processes.spawn(
+            [str(binary), "--config-file", str(CONFIG_FILE), "--no-logo"],
+            self.log_file, env=env, cwd=self.data_dir,
+        )
+        processes.wait_until(self._healthy, timeout, f"restate-server ({self.admin_url})",
+                             dead=self._exit_reason)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            return (httpx.get(f"{self.admin_url}/health", timeout=1).is_success
+                    and httpx.get(f"{self.ingress_url}/restate/health", timeout=1).is_success)
+        except httpx.HTTPError:
+            return False
+
+    def _exit_reason(self) -> str | None:
+        if self._process is None or self._process.poll() is None:
+            return None
+        last = self.logs(tail=3).strip().replace("\n", " | ")
+        return f"it exited with code {self._process.returncode} (log {self.log_file}: {last})"
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGTERM)."""
+        if self._process is not None:
+            processes.terminate(self._process)
+            self._process = None
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL, no chance to flush or say goodbye."""
+        if self._process is not None:
+            processes.kill(self._process)
+            self._process = None
+
+    def restart(self, timeout: float = 30.0) -> RestateServer:
+        """Crash-restart on the same data dir and ports."""
+        self.kill()
+        return self.start(timeout)
+
+    def logs(self, tail: int | None = None) -> str:
+        """What the server printed (the last ``tail`` lines, or all)."""
+        if not self.log_file.exists():
+            return ""
+        lines = self.log_file.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail:] if tail else lines)
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.running else "stopped"
+        return f"RestateServer(ingress={self.ingress_url}, admin={self.admin_url}, {state})"

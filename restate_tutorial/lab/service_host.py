@@ -1,0 +1,117 @@
+"""Serve Restate services over HTTP/2 from inside this process (a Jupyter kernel, a test).
+
+Hypercorn runs on its own event loop in a background thread, so a synchronous call from a
+notebook cell, an ``await``ed one, and a cell that blocks all leave the handlers running, and a
+kernel interrupt (SIGINT reaches the main thread only) does not touch it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from . import processes
+from .errors import LabError
+from .processes import LOOPBACK
+
+log = logging.getLogger("restate_tutorial.service_host")
+log.setLevel(logging.ERROR)  # hypercorn's "Running on…" and lifespan notices are noise here
+
+
+class ServiceHost:
+    """Hypercorn serving one ASGI app (``restate.app([...])``) on 127.0.0.1.
+
+    ``stop()`` behaves like a crash of the service process: in-flight handlers are cut off, and
+    Restate retries them once ``start()`` brings the host back on the same port.
+    """
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or processes.free_port()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = 10.0) -> ServiceHost:
+        """Serve and wait until the port accepts connections; a no-op when already serving."""
+        if self.running:
+            return self
+        processes.ensure_port_free(self.port, "the tutorial's service host")
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name=f"service-host:{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        processes.wait_until(lambda: processes.port_open(self.port), timeout,
+                             f"service host {self.url}", dead=self._exit_reason)
+        return self
+
+    def _exit_reason(self) -> str | None:
+        if self.running:
+            return None
+        return f"hypercorn stopped ({self._error!r})"
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_quiet_about_cancellation)
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as error:  # reported through start() / stop()
+            self._error = error
+        finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    async def _serve(self) -> None:
+        config = Config()
+        config.bind = [f"{LOOPBACK}:{self.port}"]
+        config.graceful_timeout = 0.0
+        config.accesslog = None
+        config.errorlog = log
+        self._stopping = asyncio.Event()
+        await serve(self.app, config, shutdown_trigger=self._stopping.wait)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving now; in-flight handlers are cancelled."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None or not thread.is_alive():
+            return
+        stopping = self._stopping
+        if stopping is not None:
+            loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout / 2)
+        if thread.is_alive():  # connections that do not close on their own
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+            thread.join(timeout / 2)
+        if thread.is_alive():
+            raise LabError(f"The service host {self.url} did not stop within {timeout:g} s.")
+        self._thread = None
+
+    def restart(self) -> ServiceHost:
+        self.stop()
+        return self.start()
+
+    def __repr__(self) -> str:
+        return f"ServiceHost({self.url}, {'serving' if self.running else 'stopped'})"
+
+
+def _quiet_about_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Connections cut off by stop() are expected; anything else is reported as usual."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)

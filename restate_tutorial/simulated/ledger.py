@@ -1,0 +1,70 @@
+"""Ledgers of side effects, and failures scripted on purpose."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+
+class Ledger:
+    """Every call a simulated system received, in order (thread-safe: handlers run elsewhere)."""
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+        self._entries: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def record(self, action: str, **fields: Any) -> dict[str, Any]:
+        entry = {"at": time.time(), "system": self.system, "action": action, **fields}
+        with self._lock:
+            self._entries.append(entry)
+        return entry
+
+    def entries(self, action: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self._entries
+                    if (action is None or e["action"] == action)
+                    and all(e.get(k) == v for k, v in match.items())]
+
+    def count(self, action: str | None = None, **match: Any) -> int:
+        return len(self.entries(action, **match))
+
+    def counts(self) -> Counter[str]:
+        return Counter(e["action"] for e in self.entries())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.system}: {dict(self.counts())})"
+
+
+class TransientFailure(RuntimeError):
+    """A failure a retry can fix (Restate retries it; it is not a TerminalError)."""
+
+
+class ScriptedFailures:
+    """"Fail the next N calls of X", so failure demos are deterministic, never random."""
+
+    def __init__(self) -> None:
+        self._pending: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def fail_next(self, call: str, times: int = 1) -> None:
+        with self._lock:
+            self._pending[call] += times
+
+    def check(self, call: str) -> None:
+        """Raise TransientFailure if a failure of ``call`` is scripted (and use it up)."""
+        with self._lock:
+            if self._pending[call] <= 0:
+                return
+            self._pending[call] -= 1
+        raise TransientFailure(f"scripted transient failure of {call}")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
