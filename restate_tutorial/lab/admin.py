@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from .errors import LabError
+from .processes import wait_until
 
 #: Consumer options that make a new subscription deliver its first event in ~2 s on the
 #: embedded broker (the librdkafka defaults take ~24 s to settle the consumer group).
@@ -97,6 +98,14 @@ class AdminClient:
         """Run SQL against Restate's introspection tables (sys_invocation, sys_journal, state…)."""
         return self._request("POST", "/query", f"run the SQL query {query!r}",
                              {"query": query}).json()["rows"]
+
+    def wait_for_entry(self, invocation_id: str, entry_type: str, timeout: float = 30.0) -> None:
+        """Block until the invocation's journal holds an entry of ``entry_type``
+        (e.g. ``"Command: Sleep"``): the moment to pull the plug in a crash demo."""
+        query = (f"SELECT count(*) AS n FROM sys_journal WHERE id = '{invocation_id}'"
+                 f" AND entry_type = '{entry_type}'")
+        wait_until(lambda: self.sql(query)[0]["n"] > 0, timeout,
+                   f"a {entry_type!r} entry in the journal of {invocation_id}", interval=0.05)
 
     def close(self) -> None:
         self._http.close()

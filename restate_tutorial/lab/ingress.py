@@ -35,7 +35,8 @@ class IngressClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise LabError(f"No answer from {path} within {kwargs['timeout']:g} s; Restate keeps "
-                           "running it: send() + attach(), or look at the invocations view.") from None
+                           "running it: use send() + attach(), or see the invocations view."
+                           ) from None
         except httpx.TransportError as error:
             raise LabError(f"Restate ingress at {self.url} is not reachable ({error}): is the lab "
                            "started?") from None

@@ -1,0 +1,93 @@
+"""Headless lab: ``python -m restate_tutorial up [--no-subscribe]`` and ``… demo <scenario>``.
+
+This module and the notebooks are the only places that know every part of the tutorial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import basics, views
+from .lab import Lab, LabError, LabPorts
+
+#: Every tutorial service, served by `up`.
+SERVICES: list[Any] = [basics.greeter]
+#: (topic, service, handler) wired by `up` unless --no-subscribe.
+SUBSCRIPTIONS: list[tuple[str, str, str]] = []
+
+
+def _log_to_terminal() -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%Y/%m/%d %H:%M:%S", level=logging.WARNING)
+    logging.getLogger("restate_tutorial").setLevel(logging.INFO)
+
+
+def up(no_subscribe: bool, free_ports: bool = False) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    topics = sorted({topic for topic, _, _ in SUBSCRIPTIONS})
+    ports = LabPorts.free() if free_ports else LabPorts.seed()
+    with Lab(SERVICES, ports=ports, topics=topics) as lab:
+        if not no_subscribe:
+            for topic, service, handler in SUBSCRIPTIONS:
+                lab.subscribe(topic, service, handler)
+        print(lab.ready_line(), "· Ctrl-C stops", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        print("Stopping the lab…", flush=True)
+
+
+def demo_basics(lab: Lab) -> None:
+    """A journaled step, a durable sleep, and a crash of restate-server in the middle."""
+    invocation = lab.ingress.send("Greeter", "greet", {"name": "Ada", "delay_seconds": 2})
+    lab.admin.wait_for_entry(invocation, "Command: Sleep")
+    print(f"Sent Greeter/greet → {invocation}; crashing restate-server during the sleep…")
+    lab.server.restart()
+    print("Result after the restart:", lab.ingress.attach(invocation))
+    print(views.journal(lab.admin, invocation))
+
+
+DEMOS: dict[str, Callable[[Lab], None]] = {"basics": demo_basics}
+
+
+def demo(names: list[str]) -> None:
+    with Lab(SERVICES) as lab:
+        for name in names or list(DEMOS):
+            print(f"== demo {name}")
+            DEMOS[name](lab)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m restate_tutorial")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="run the lab on the seed's ports until Ctrl-C")
+    up_parser.add_argument("--no-subscribe", action="store_true",
+                           help="leave the Kafka subscriptions to you, as in the seed")
+    up_parser.add_argument("--free-ports", action="store_true",
+                           help="pick free ports instead of the seed's (tests use this)")
+    demo_parser = commands.add_parser("demo", help="run scenarios headless, printing logs")
+    demo_parser.add_argument("scenarios", nargs="*", choices=[[], *DEMOS], metavar="scenario",
+                             help=f"one of {', '.join(DEMOS)} (default: all)")
+    args = parser.parse_args(argv)
+    _log_to_terminal()
+    try:
+        if args.command == "up":
+            up(args.no_subscribe, args.free_ports)
+        else:
+            demo(args.scenarios)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
