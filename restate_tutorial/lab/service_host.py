@@ -66,6 +66,7 @@ class ServiceHost:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         loop.set_exception_handler(_quiet_about_cancellation)
         self._loop = loop
         try:
@@ -73,9 +74,10 @@ class ServiceHost:
         except BaseException as error:  # reported through start() / stop()
             self._error = error
         finally:
-            for task in asyncio.all_tasks(loop):
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
                 task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
             loop.close()
 
     async def _serve(self) -> None:

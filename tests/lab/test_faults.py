@@ -1,0 +1,132 @@
+"""Bad input and faults: one clear sentence, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from restate_tutorial.lab import (
+    KafkaBroker,
+    LabError,
+    RestatePorts,
+    RestateServer,
+    binaries,
+    free_port,
+    wait_until,
+)
+from restate_tutorial.lab.admin import AdminClient
+
+
+def test_port_in_use_is_one_clear_sentence_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        server = RestateServer(RestatePorts(taken, free_port(), free_port()), tmp_path)
+        with pytest.raises(LabError, match=f"Port {taken} .* already in use") as caught:
+            server.start()
+    assert "\n" not in str(caught.value)
+    assert not server.running
+
+
+def test_missing_server_binary_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    monkeypatch.delenv("RESTATE_SERVER_BIN", raising=False)
+    monkeypatch.setattr(binaries, "TOOLS_DIR", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(LabError, match=r"No restate-server binary found: run `make setup`"):
+        RestateServer(data_dir=tmp_path).start()
+
+
+def test_bad_server_binary_override_is_named(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    monkeypatch.setenv("RESTATE_SERVER_BIN", str(tmp_path / "nope"))
+    with pytest.raises(LabError, match="RESTATE_SERVER_BIN=.*nope is not an executable"):
+        binaries.restate_server_binary()
+
+
+def test_unreachable_broker_is_one_sentence() -> None:
+    broker = KafkaBroker(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    with pytest.raises(LabError, match="was not ready within"):
+        broker.start(timeout=0.5)
+
+
+def test_unreachable_admin_and_sql_errors_are_clear(lab) -> None:  # noqa: ANN001
+    with pytest.raises(LabError, match="not reachable .* is the lab started"):
+        AdminClient(f"http://127.0.0.1:{free_port()}").services()
+    with pytest.raises(LabError, match="Restate refused to run the SQL query.*nope"):
+        lab.admin.sql("SELECT nope FROM sys_invocation")
+    with pytest.raises(LabError, match="Restate refused to register the deployment"):
+        lab.admin.register_deployment(f"http://127.0.0.1:{free_port()}")
+
+
+def test_no_child_outlives_a_sigkilled_parent(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import sys
+        from restate_tutorial.lab import Lab
+        from restate_tutorial.basics import greeter
+        lab = Lab([greeter]).start()
+        print(lab.server.pid, lab.broker._process.pid, flush=True)
+        sys.stdin.read()
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]  # type: ignore[union-attr]
+        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    wait_until(lambda: not any(_alive(p) for p in pids), 10, "children to die with the parent")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_cli_up_serves_and_stops_cleanly_on_sigterm() -> None:
+    up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = up.stdout.readline()  # type: ignore[union-attr]
+        assert ready.startswith("Restate lab ready: ingress http://127.0.0.1:"), ready
+        ingress = ready.split("ingress ")[1].split()[0]
+        children = [p.pid for p in psutil.Process(up.pid).children()]
+        import httpx
+
+        answer = httpx.post(f"{ingress}/Greeter/greet", json={"name": "cli", "delay_seconds": 0})
+        assert answer.json()["message"] == "Hello cli!"
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(30)
+    assert code == 0
+    assert not any(_alive(p) for p in children)
+
+
+def test_cli_reports_a_taken_port_in_one_line() -> None:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            holder.bind(("127.0.0.1", 9092))
+        except OSError:
+            pytest.skip("port 9092 is in use by something else already")  # still tests the path
+        holder.listen()
+        started = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "restate_tutorial", "up"],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert "Port 9092" in run.stderr and "already in use" in run.stderr
+    assert time.monotonic() - started < 60

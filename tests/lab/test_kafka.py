@@ -1,0 +1,39 @@
+"""Kafka records reach handlers through a Restate subscription; subscriptions are idempotent."""
+
+from __future__ import annotations
+
+import uuid
+
+from restate_tutorial.lab import Lab, wait_until
+
+
+def test_record_reaches_the_handler_keyed_by_the_record_key(lab: Lab) -> None:
+    topic = f"inbox-{uuid.uuid4().hex[:8]}"
+    lab.subscribe(topic, "Inbox", "add")
+    lab.broker.produce(topic, "alice", {"text": "hi"})
+    lab.broker.produce(topic, "alice", {"text": "again"})
+    lab.broker.produce(topic, "bob", {"text": "hello"})
+
+    def delivered() -> bool:
+        return len(lab.ingress.call("Inbox", "messages", key="alice")) == 2
+
+    wait_until(delivered, 30, "two records for alice")
+    assert lab.ingress.call("Inbox", "messages", key="alice") == [{"text": "hi"},
+                                                                  {"text": "again"}]
+    wait_until(lambda: lab.ingress.call("Inbox", "messages", key="bob") == [{"text": "hello"}],
+               30, "bob's record")
+    via = {row["via"] for row in lab.admin.sql(
+        "SELECT CASE WHEN invoked_by_subscription_id IS NULL THEN 'other' ELSE 'kafka' END AS via"
+        " FROM sys_invocation WHERE target_handler_name = 'add'"
+        " AND target_service_key IN ('alice', 'bob')")}
+    assert via == {"kafka"}
+
+
+def test_subscribing_twice_creates_one_subscription(lab: Lab) -> None:
+    topic = f"twice-{uuid.uuid4().hex[:8]}"
+    first = lab.subscribe(topic, "Inbox", "add")
+    second = lab.subscribe(topic, "Inbox", "add")
+    assert first["id"] == second["id"]
+    same = [s for s in lab.admin.subscriptions() if s["source"].endswith(f"/{topic}")]
+    assert len(same) == 1
+    assert topic in lab.broker.topics()

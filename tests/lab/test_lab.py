@@ -1,0 +1,103 @@
+"""The lab against the real restate-server and broker: start, call, crash, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+
+import httpx
+import psutil
+import pytest
+
+from restate_tutorial.lab import IngressError, Lab
+from restate_tutorial.simulated import mailer
+
+
+def test_every_listener_is_on_loopback(lab: Lab) -> None:
+    pids = [lab.server.pid, lab.broker._process.pid, psutil.Process().pid]
+    listening = [c for pid in pids for c in psutil.Process(pid).net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN]
+    ports = {c.laddr.port for c in listening}
+    assert {lab.ports.ingress, lab.ports.admin, lab.ports.node, lab.ports.services,
+            lab.ports.kafka} <= ports
+    assert {c.laddr.ip for c in listening} == {"127.0.0.1"}
+
+
+def test_services_are_registered_and_callable(lab: Lab) -> None:
+    assert {"Greeter", "Inbox"} <= set(lab.admin.services())
+    answer = lab.ingress.call("Greeter", "greet", {"name": "Reg", "delay_seconds": 0})
+    assert answer["message"] == "Hello Reg!"
+    assert mailer.ledger.count("send", greeting_id=answer["greeting_id"]) == 1
+
+
+def test_restate_error_surfaces_as_exception(lab: Lab) -> None:
+    with pytest.raises(IngressError) as caught:
+        lab.ingress.call("Greeter", "greet", {"nom": "no name"})
+    assert caught.value.status == 400
+    assert "expected" in caught.value.message
+    with pytest.raises(IngressError, match="not found"):
+        lab.ingress.call("NoSuchService", "run", {})
+
+
+def test_starting_twice_is_harmless(lab: Lab) -> None:
+    pid, port = lab.server.pid, lab.host.port
+    assert lab.start() is lab
+    assert lab.server.pid == pid and lab.host.port == port
+    assert Lab.shared(lab.services) is lab
+    lab.host.start()
+    assert lab.ingress.call("Inbox", "messages", key="twice") == []
+
+
+def test_state_survives_a_restate_server_crash(lab: Lab) -> None:
+    key = f"crash-{uuid.uuid4()}"
+    lab.ingress.call("Inbox", "add", {"n": 1}, key=key)
+    old_pid = lab.server.pid
+    lab.server.restart()  # SIGKILL, then start on the same data dir
+    assert lab.server.pid != old_pid
+    assert lab.ingress.call("Inbox", "messages", key=key) == [{"n": 1}]
+
+
+def test_durable_sleep_and_steps_survive_a_server_crash(lab: Lab) -> None:
+    name = f"crash-{uuid.uuid4()}"
+    invocation = lab.ingress.send("Greeter", "greet", {"name": name, "delay_seconds": 1})
+    lab.admin.wait_for_entry(invocation, "Command: Sleep")
+    lab.server.restart()
+    result = lab.ingress.attach(invocation)
+    assert mailer.ledger.count("draft", name=name) == 1
+    assert mailer.ledger.count("send", greeting_id=result["greeting_id"]) == 1
+
+
+def test_service_host_crash_mid_handler_resumes_from_the_journal(lab: Lab) -> None:
+    name = f"host-{uuid.uuid4()}"
+    invocation = lab.ingress.send("Greeter", "greet", {"name": name, "delay_seconds": 1})
+    lab.admin.wait_for_entry(invocation, "Command: Sleep")
+    lab.host.stop()
+    assert not lab.host.running
+    lab.host.start()
+    result = lab.ingress.attach(invocation)
+    assert mailer.ledger.count("draft", name=name) == 1
+    assert mailer.ledger.entries("draft", name=name)[0]["greeting_id"] == result["greeting_id"]
+
+
+def test_awaited_calls_work_from_an_event_loop_in_the_calling_thread(lab: Lab) -> None:
+    async def from_a_cell() -> list[dict]:
+        async with httpx.AsyncClient(base_url=lab.server.ingress_url) as client:
+            calls = [client.post("/Greeter/greet", json={"name": f"a{i}", "delay_seconds": 0})
+                     for i in range(3)]
+            return [r.json() for r in await asyncio.gather(*calls)]
+
+    answers = asyncio.run(from_a_cell())
+    assert [a["message"] for a in answers] == ["Hello a0!", "Hello a1!", "Hello a2!"]
+
+
+def test_an_interrupt_does_not_stop_the_service_host(lab: Lab) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)  # what the kernel's "interrupt" button sends
+    assert lab.host.running
+    assert lab.ingress.call("Greeter", "greet", {"name": "after", "delay_seconds": 0})
+
+
+def test_ingress_timeout_says_the_invocation_keeps_running(lab: Lab) -> None:
+    with pytest.raises(Exception, match="Restate keeps running it"):
+        lab.ingress.call("Greeter", "greet", {"name": "slow", "delay_seconds": 2}, timeout=0.3)

@@ -1,0 +1,70 @@
+"""Views render what Restate recorded (real data from the lab), as text and as HTML."""
+
+from __future__ import annotations
+
+import uuid
+
+from restate_tutorial import views
+from restate_tutorial.lab import Lab
+from restate_tutorial.views import Table, entry_detail
+
+
+def test_journal_view_shows_steps_sleep_and_results(lab: Lab) -> None:
+    invocation = lab.ingress.send("Greeter", "greet", {"name": "View", "delay_seconds": 0.1})
+    result = lab.ingress.attach(invocation)
+    journal = views.journal(lab.admin, invocation)
+    assert journal.column("entry_type") == [
+        "Command: Input", "Command: Run", "Notification: Run", "Command: Sleep",
+        "Notification: Sleep", "Command: Run", "Notification: Run", "Command: Output"]
+    assert journal.column("name")[1] == "draft greeting"
+    assert journal[2]["detail"] == f'✓ "{result["greeting_id"]}"'
+    assert journal[3]["detail"].startswith("wake_up_time=")
+    text, page = str(journal), journal._repr_html_()
+    assert "draft greeting" in text and "Command: Sleep" in text
+    assert "<table>" in page and "wait before sending" in page
+
+
+def test_invocations_view_filters_by_service_key_and_status(lab: Lab) -> None:
+    key = f"v-{uuid.uuid4().hex[:6]}"
+    lab.ingress.call("Inbox", "add", {"x": 1}, key=key)
+    rows = views.invocations(lab.admin, service="Inbox", key=key, handler="add")
+    assert len(rows) == 1
+    assert rows[0]["status"] == "completed" and rows[0]["via"] == "ingress"
+    failed = views.invocations(lab.admin, service="Greeter", status="completed")
+    assert all(r["target"] == "Greeter/greet" for r in failed)
+
+
+def test_failures_are_shown_with_their_message(lab: Lab) -> None:
+    try:
+        lab.ingress.call("Greeter", "greet", {"bad": True})
+    except Exception:
+        pass
+    rows = [r for r in views.invocations(lab.admin, service="Greeter") if r["failure"]]
+    assert any("expected" in r["failure"] for r in rows)
+    journal = views.journal(lab.admin, rows[-1]["id"])
+    assert journal[-1]["detail"].startswith("✗ [400] expected")
+
+
+def test_state_view_shows_the_value_for_one_key(lab: Lab) -> None:
+    key = f"s-{uuid.uuid4().hex[:6]}"
+    lab.ingress.call("Inbox", "add", {"hello": "state"}, key=key)
+    table = views.state(lab.admin, "Inbox", key)
+    assert [(r["service_key"], r["key"]) for r in table] == [(key, "messages")]
+    assert '"hello"' in table[0]["value"]
+    assert key in str(views.state(lab.admin, "Inbox"))
+
+
+def test_sql_strings_are_quoted() -> None:
+    assert views.sql_string("it's") == "'it''s'"
+
+
+def test_table_renders_empty_and_escapes_html() -> None:
+    table = Table("T", ["a"], [{"a": "<b>x</b>"}])
+    assert "&lt;b&gt;" in table._repr_html_()
+    assert "(no rows)" in str(Table("T", ["a"], []))
+
+
+def test_entry_detail_decodes_payloads_and_failures() -> None:
+    assert entry_detail('{"Command":{"Input":{"payload":[123,125],"headers":[]}}}') == "{}"
+    failure = '{"Command":{"Output":{"result":{"Failure":{"code":409,"message":"no"}}}}}'
+    assert entry_detail(failure) == "✗ [409] no"
