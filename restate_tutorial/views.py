@@ -44,7 +44,8 @@ class Table:
                   for i, c in enumerate(self.columns)]
 
         def line(values: Sequence[str]) -> str:
-            return "  ".join(_clip(v, w).ljust(w) for v, w in zip(values, widths)).rstrip()
+            padded = (_clip(v, w).ljust(w) for v, w in zip(values, widths, strict=True))
+            return "  ".join(padded).rstrip()
 
         out = [self.title, line(self.columns), line(["-" * w for w in widths])]
         out += [line(r) for r in cells] or ["(no rows)"]
@@ -90,8 +91,7 @@ def invocations(admin: AdminClient, service: str | None = None, key: str | None 
         + " ORDER BY created_at"
     )
     for row in rows:
-        row["via"] = ("kafka" if row.get("invoked_by_subscription_id")
-                      else "ingress" if row.get("invoked_by") == "ingress" else row.get("invoked_by"))
+        row["via"] = "kafka" if row.get("invoked_by_subscription_id") else row.get("invoked_by")
         row["failure"] = row.get("completion_failure") or row.get("last_failure")
         row["created"] = _time(row.get("created_at"))
         row["completed"] = _time(row.get("completed_at"))
