@@ -17,7 +17,7 @@ from . import basics, views
 from .lab import Lab, LabError, LabPorts
 
 #: Every tutorial service, served by `up`.
-SERVICES: list[Any] = [basics.greeter]
+SERVICES: list[Any] = [basics.greeter, basics.visits]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = []
 

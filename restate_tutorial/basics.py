@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from restate import Context, RunOptions, TerminalError
+from restate import Context, ObjectContext, RunOptions, TerminalError
 
 from .simulated import mailer
 
@@ -32,3 +32,14 @@ async def greet(ctx: Context, request: dict[str, Any]) -> dict[str, str]:
     # Journaled step: send the drafted greeting.
     await ctx.run_typed("send greeting", mailer.send, RunOptions(), greeting_id)
     return {"greeting_id": greeting_id, "message": f"Hello {name}!"}
+
+
+visits = restate.VirtualObject("Visits")
+
+
+@visits.handler()
+async def visit(ctx: ObjectContext) -> int:
+    """Count visits per key: state that Restate stores next to the journal."""
+    count = (await ctx.get("count", type_hint=int) or 0) + 1
+    ctx.set("count", count)
+    return count

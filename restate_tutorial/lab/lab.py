@@ -15,6 +15,7 @@ import restate
 
 from . import processes
 from .admin import AdminClient
+from .errors import LabError
 from .ingress import IngressClient
 from .kafka import KafkaBroker
 from .server import RestatePorts, RestateServer
@@ -143,6 +144,22 @@ class Lab:
 
 def _name(service: Any) -> str:
     return str(getattr(service, "name", service))
+
+
+def _one_line_lab_errors_in_ipython() -> None:
+    """In Jupyter, show a LabError as its one sentence instead of a wall of traceback."""
+    try:
+        ipython = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return
+
+    def show(shell: Any, kind: type, error: BaseException, tb: Any, tb_offset: Any = None) -> None:
+        print(f"{kind.__name__}: {error}")
+
+    ipython.set_custom_exc((LabError,), show)
+
+
+_one_line_lab_errors_in_ipython()
 
 
 @atexit.register

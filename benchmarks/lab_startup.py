@@ -1,0 +1,66 @@
+"""Lab figures: cold start of each part, and Kafka subscription → first event handled.
+
+Run with `make bench` (binaries already installed by `make setup`). Prints a table and one
+JSON line. Not a test: figures on a shared machine vary; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restate_tutorial.basics import greeter, visits  # noqa: E402
+from restate_tutorial.lab import Lab, wait_until  # noqa: E402
+from tests.services import inbox  # noqa: E402
+
+RUNS = 5
+
+
+def one_start() -> dict[str, float]:
+    lab = Lab([greeter, visits, inbox])
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+    lab.broker.start()
+    marks["broker"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    lab.server.start()
+    marks["restate-server"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lab.host.start()
+    marks["service host"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lab.start()  # what is left: registration of the deployment and the Kafka cluster
+    marks["registration"] = time.perf_counter() - t
+    marks["lab ready (total)"] = time.perf_counter() - t0
+
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    lab.broker.create_topics(topic)
+    lab.broker.produce(topic, "k", {"n": 1})
+    t = time.perf_counter()
+    lab.subscribe(topic, "Inbox", "add")
+    wait_until(lambda: lab.ingress.call("Inbox", "messages", key="k") != [], 60, "first event",
+               interval=0.01)
+    marks["subscription → first event"] = time.perf_counter() - t
+    lab.stop()
+    return marks
+
+
+def main() -> None:
+    runs = [one_start() for _ in range(RUNS)]
+    print(f"Lab figures, median of {RUNS} runs (seconds)")
+    summary = {}
+    for name in runs[0]:
+        values = [r[name] for r in runs]
+        summary[name] = round(statistics.median(values), 3)
+        print(f"  {name:<28} {summary[name]:>7.3f}   (min {min(values):.3f}, max {max(values):.3f})")
+    print(json.dumps({"benchmark": "lab_startup", "runs": RUNS, "median_seconds": summary}))
+
+
+if __name__ == "__main__":
+    main()
