@@ -1,0 +1,153 @@
+"""Sagas: book a trip, and undo the finished steps when a later one fails for good.
+
+    BookingWorkflow/Run (trip id)
+      ├─ Flights/Reserve      → reservation id      push: Flights/Cancel(id)
+      ├─ CarRentals/Reserve   → reservation id      push: CarRentals/Cancel(id)
+      ├─ payment key = ctx.uuid()  (durable)         push: refund(key)   ← *before* charging
+      ├─ charge(key)           one shot; an error may hide a charge that went through
+      ├─ Flights/Confirm, CarRentals/Confirm
+      └─ on TerminalError: run the pushed compensations last-in first-out, then fail
+
+Two-phase APIs hand out an id that is needed to cancel, so their compensation is pushed once
+the id is known: a reservation that failed was never confirmed and needs no undo. The payment
+is one call whose outcome is uncertain on error, so its refund is pushed first; the payment
+API uses the idempotency key to tell whether there is anything to refund. Every compensation
+is idempotent, and every step is journaled, so retries and crashes never repeat an effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import restate
+from restate import Context, RunOptions, TerminalError, WorkflowContext
+from restate.serde import BytesSerde
+
+from .payloads import fields, parse_json
+from .simulated import travel
+from .simulated.travel import PaymentDeclined, mask_card
+
+log = restate.getLogger("restate_tutorial.sagas")
+
+# -- Flights and CarRentals: Restate services in front of the two-phase booking APIs --------
+
+flights = restate.Service("Flights")
+car_rentals = restate.Service("CarRentals")
+
+
+@flights.handler(name="Reserve")
+async def reserve_flight(ctx: Context, request: dict[str, Any]) -> str:
+    details = fields(request, "flight", flight_id=str, passenger_name=str)
+    # Journaled: a retry after this point reuses the id instead of reserving again.
+    reservation_id = await ctx.run_typed("reserve", travel.flights.reserve, RunOptions(), details)
+    log.info(f"Flight reserved: {reservation_id}")
+    return reservation_id
+
+
+@flights.handler(name="Confirm")
+async def confirm_flight(ctx: Context, reservation_id: str) -> None:
+    await ctx.run_typed("confirm", travel.flights.confirm, RunOptions(), reservation_id)
+    log.info(f"Flight confirmed: {reservation_id}")
+
+
+@flights.handler(name="Cancel")
+async def cancel_flight(ctx: Context, reservation_id: str) -> None:
+    await ctx.run_typed("cancel", travel.flights.cancel, RunOptions(), reservation_id)
+    log.info(f"Flight cancelled: {reservation_id}")
+
+
+@car_rentals.handler(name="Reserve")
+async def reserve_car(ctx: Context, request: dict[str, Any]) -> str:
+    details = fields(request, "car", pickup_location=str, rental_date=str)
+    reservation_id = await ctx.run_typed("reserve", travel.car_rentals.reserve, RunOptions(),
+                                         details)
+    log.info(f"Car reserved: {reservation_id}")
+    return reservation_id
+
+
+@car_rentals.handler(name="Confirm")
+async def confirm_car(ctx: Context, reservation_id: str) -> None:
+    await ctx.run_typed("confirm", travel.car_rentals.confirm, RunOptions(), reservation_id)
+    log.info(f"Car confirmed: {reservation_id}")
+
+
+@car_rentals.handler(name="Cancel")
+async def cancel_car(ctx: Context, reservation_id: str) -> None:
+    await ctx.run_typed("cancel", travel.car_rentals.cancel, RunOptions(), reservation_id)
+    log.info(f"Car cancelled: {reservation_id}")
+
+
+# -- Payment: one-shot calls to the payment API, as journaled steps of the workflow ---------
+
+def charge(payment_id: str, card_number: str, amount: float) -> str:
+    try:
+        payment = travel.payments.charge(payment_id, card_number, amount)
+    except PaymentDeclined as declined:
+        raise TerminalError(str(declined), 402) from None  # a retry would not help
+    log.info(f"Charged payment: {payment} (card {mask_card(card_number)}, amount {amount:g})")
+    return payment
+
+
+def refund(payment_id: str) -> None:
+    effect = travel.payments.refund(payment_id)
+    suffix = "" if effect == "refunded" else f" ({effect})"
+    log.info(f"Refunded payment: {payment_id}{suffix}")
+
+
+# -- The saga ----------------------------------------------------------------------------
+
+booking_workflow = restate.Workflow("BookingWorkflow")
+
+
+@booking_workflow.main(name="Run", input_serde=BytesSerde())
+async def run(ctx: WorkflowContext, request: bytes) -> dict[str, Any]:
+    flight, car, payment = _booking(request)
+    compensations: list[Callable[[], Awaitable[None]]] = []
+    try:
+        # Reserve the flight; its cancellation needs the id, so it is pushed afterwards.
+        flight_id = await ctx.service_call(reserve_flight, flight)
+        compensations.append(lambda: ctx.service_call(cancel_flight, flight_id))
+
+        # Reserve the car, the same way.
+        car_id = await ctx.service_call(reserve_car, car)
+        compensations.append(lambda: ctx.service_call(cancel_car, car_id))
+
+        # The payment key is generated once and stored in the journal: retries reuse it.
+        payment_id = str(ctx.uuid())
+        # Push the refund *before* charging: an error may hide a charge that went through.
+        compensations.append(lambda: ctx.run_typed("refund", refund, RunOptions(), payment_id))
+        await ctx.run_typed("charge", charge, RunOptions(), payment_id, payment["card_number"],
+                            payment["amount"])
+
+        # Everything is in place: confirm both reservations.
+        await ctx.service_call(confirm_flight, flight_id)
+        await ctx.service_call(confirm_car, car_id)
+    except TerminalError as error:
+        log.error(str(error))
+        # Undo in reverse order: the last thing done is the first undone.
+        for compensation in reversed(compensations):
+            await compensation()
+        raise
+    return {"flight_reservation": flight_id, "car_reservation": car_id, "payment": payment_id,
+            "card": mask_card(payment["card_number"]), "amount": payment["amount"]}
+
+
+# -- Input checks: a malformed request fails at once with 400, before anything is booked ----
+
+def _booking(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    request = parse_json(raw, "booking")
+    if not isinstance(request, dict):
+        raise TerminalError("malformed booking: expected an object with flights, car and "
+                            "payment_info", 400)
+    flight = fields(request.get("flights"), "booking flights", flight_id=str, passenger_name=str)
+    car = fields(request.get("car"), "booking car", pickup_location=str, rental_date=str)
+    payment = fields(request.get("payment_info"), "booking payment_info", card_number=str,
+                     amount=(int, float))
+    card_digits = payment["card_number"].replace(" ", "")
+    if not card_digits.isdigit() or not 12 <= len(card_digits) <= 19:
+        raise TerminalError("malformed booking: payment_info.card_number must be 12-19 digits",
+                            400)
+    if payment["amount"] <= 0:
+        raise TerminalError("malformed booking: payment_info.amount must be positive", 400)
+    return flight, car, {"card_number": card_digits, "amount": payment["amount"]}

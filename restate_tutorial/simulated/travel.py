@@ -1,0 +1,117 @@
+"""Simulated flight, car-rental and payment APIs (stand-ins for third-party systems).
+
+Flights and car rentals book in two phases (reserve → confirm or cancel, by reservation id).
+Payments go through in one shot, deduplicated by a client-generated idempotency key.
+Every call that takes effect is written to the API's ledger; card numbers only ever masked.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from .ledger import Ledger, ScriptedFailures
+
+#: The well-known test card: the payment API declines it (as the seed's scenario expects).
+DECLINED_TEST_CARD = "4111111111111111"
+DECLINE_MESSAGE = "This payment should never be accepted! Aborting booking."
+
+
+def mask_card(card_number: str) -> str:
+    """'4111111111111111' → '************1111'."""
+    digits = "".join(c for c in str(card_number) if c.isdigit())
+    return "*" * max(len(digits) - 4, 0) + digits[-4:]
+
+
+class ReservationAPI:
+    """A two-phase booking API: reserve → (confirm | cancel). Cancel is idempotent."""
+
+    def __init__(self, system: str) -> None:
+        self.ledger = Ledger(system)
+        self.failures = ScriptedFailures()
+        self._status: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, details: dict[str, Any]) -> str:
+        self.failures.check("reserve")
+        reservation_id = str(uuid.uuid4())
+        with self._lock:
+            self._status[reservation_id] = "reserved"
+        self.ledger.record("reserve", reservation_id=reservation_id, **details)
+        return reservation_id
+
+    def confirm(self, reservation_id: str) -> None:
+        self.failures.check("confirm")
+        with self._lock:
+            if self._status.get(reservation_id) != "reserved":
+                raise ValueError(f"reservation {reservation_id} is "
+                                 f"{self._status.get(reservation_id, 'unknown')}")
+            self._status[reservation_id] = "confirmed"
+        self.ledger.record("confirm", reservation_id=reservation_id)
+
+    def cancel(self, reservation_id: str) -> bool:
+        """Cancel; ``False`` (and nothing changes) when it was already cancelled."""
+        self.failures.check("cancel")
+        with self._lock:
+            already = self._status.get(reservation_id) == "cancelled"
+            self._status[reservation_id] = "cancelled"
+        self.ledger.record("cancel", reservation_id=reservation_id,
+                           effect="already cancelled" if already else "cancelled")
+        return not already
+
+    def status(self, reservation_id: str) -> str | None:
+        with self._lock:
+            return self._status.get(reservation_id)
+
+
+class PaymentDeclined(Exception):
+    """The payment API said no; retrying will not change its mind."""
+
+
+class PaymentAPI:
+    """One-shot charges, deduplicated by idempotency key; refunds look the key up."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger("payments")
+        self.failures = ScriptedFailures()
+        self._charged: dict[str, str] = {}  # idempotency key → "charged" | "refunded"
+        self._lock = threading.Lock()
+
+    def charge(self, idempotency_key: str, card_number: str, amount: float) -> str:
+        """Charge once per key (a repeated key returns the same payment, no second charge)."""
+        self.failures.check("charge")
+        card = mask_card(card_number)
+        if card_number == DECLINED_TEST_CARD:
+            self.ledger.record("decline", payment_id=idempotency_key, card=card, amount=amount)
+            raise PaymentDeclined(DECLINE_MESSAGE)
+        with self._lock:
+            repeated = idempotency_key in self._charged
+            self._charged.setdefault(idempotency_key, "charged")
+        self.ledger.record("charge", payment_id=idempotency_key, card=card, amount=amount,
+                           effect="already charged" if repeated else "charged")
+        return idempotency_key
+
+    def refund(self, idempotency_key: str) -> str:
+        """Refund whatever the key charged; says what it did (idempotent)."""
+        self.failures.check("refund")
+        with self._lock:
+            before = self._charged.get(idempotency_key)
+            if before == "charged":
+                self._charged[idempotency_key] = "refunded"
+        effect = {"charged": "refunded", "refunded": "already refunded"}.get(
+            before or "", "nothing was charged")
+        self.ledger.record("refund", payment_id=idempotency_key, effect=effect)
+        return effect
+
+
+flights = ReservationAPI("flights")
+car_rentals = ReservationAPI("car-rentals")
+payments = PaymentAPI()
+
+
+def reset() -> None:
+    """Forget ledgers and scripted failures (e.g. at the start of a notebook)."""
+    for api in (flights, car_rentals, payments):
+        api.ledger.clear()
+        api.failures.clear()
