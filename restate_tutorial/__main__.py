@@ -13,19 +13,24 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import basics, views
+from . import basics, sagas, views
 from .lab import Lab, LabError, LabPorts
+from .logbook import logbook  # noqa: F401  (sets the restate_tutorial logger to INFO)
+from .simulated import travel
 
 #: Every tutorial service, served by `up`.
-SERVICES: list[Any] = [basics.greeter, basics.visits]
+SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
+                        sagas.booking_workflow]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = []
 
 
 def _log_to_terminal() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y/%m/%d %H:%M:%S", level=logging.WARNING)
-    logging.getLogger("restate_tutorial").setLevel(logging.INFO)
+    """Handler logs (seed style: ``2025/01/06 16:16:02 INFO Flight reserved: …``) to stderr."""
+    terminal = logging.StreamHandler()
+    terminal.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                            "%Y/%m/%d %H:%M:%S"))
+    logging.getLogger("restate_tutorial").addHandler(terminal)
 
 
 def up(no_subscribe: bool, free_ports: bool = False) -> None:
@@ -55,7 +60,27 @@ def demo_basics(lab: Lab) -> None:
     print(views.journal(lab.admin, invocation))
 
 
-DEMOS: dict[str, Callable[[Lab], None]] = {"basics": demo_basics}
+#: The seed's request (its test card is declined, so the compensations run).
+SEED_BOOKING = {
+    "flights": {"flight_id": "12345", "passenger_name": "John Doe"},
+    "car": {"pickup_location": "Airport", "rental_date": "2024-12-16"},
+    "payment_info": {"card_number": travel.DECLINED_TEST_CARD, "amount": 1500},
+}
+
+
+def demo_sagas(lab: Lab) -> None:
+    """The seed's booking: flight and car reserved, payment declined, everything undone."""
+    print(f"POST {lab.server.ingress_url}/BookingWorkflow/trip123/Run  (the seed's request)")
+    invocation = lab.ingress.send("BookingWorkflow", "Run", SEED_BOOKING, key="trip123")
+    try:
+        lab.ingress.attach(invocation)
+    except LabError as error:
+        print(f"→ {error}")
+    print(views.sequence(lab.admin, invocation))
+    print(views.journal(lab.admin, invocation))
+
+
+DEMOS: dict[str, Callable[[Lab], None]] = {"basics": demo_basics, "sagas": demo_sagas}
 
 
 def demo(names: list[str]) -> None:

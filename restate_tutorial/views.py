@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -36,7 +37,8 @@ class Table:
         return [row.get(name) for row in self.rows]
 
     def _cells(self, row: dict[str, Any]) -> list[str]:
-        return ["" if row.get(c) is None else str(row[c]) for c in self.columns]
+        return [mask_card_numbers("" if row.get(c) is None else str(row[c]))
+                for c in self.columns]
 
     def __str__(self) -> str:
         cells = [self._cells(row) for row in self.rows]
@@ -63,6 +65,14 @@ class Table:
 
     def __repr__(self) -> str:
         return str(self)
+
+
+_CARD_NUMBER = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def mask_card_numbers(text: str) -> str:
+    """Every run of 13-19 digits (a card number, e.g. in a request body) → its last 4 only."""
+    return _CARD_NUMBER.sub(lambda m: "*" * (len(m[0]) - 4) + m[0][-4:], text)
 
 
 def _clip(value: str, width: int) -> str:
@@ -156,6 +166,10 @@ def entry_detail(entry_json: str | None) -> str:
         return "" if value in (None, [], {}) else str(value)
     if {"Success", "Failure", "Void"} & value.keys():
         return _outcome(value)
+    if isinstance(value.get("request"), dict):  # a call or a one-way send to another handler
+        request = value["request"]
+        argument = request.get("parameter")
+        return f"→ {call_target(request)}" + (f" {argument}" if argument else "")
     parts = []
     for field, item in value.items():
         if field in _BOOKKEEPING or item in (None, "", [], {}):
@@ -168,6 +182,14 @@ def entry_detail(entry_json: str | None) -> str:
             item = json.dumps(item, ensure_ascii=False)
         parts.append(item if field in {"payload", "value", "result"} else f"{field}={item}")
     return ", ".join(parts)
+
+
+def call_target(request: dict[str, Any]) -> str:
+    """'Service/handler' (or 'Object/key/handler') of a journaled call request."""
+    target = next(iter(request.get("invocation_target", {}).values()), {})
+    key = target.get("key")
+    return "/".join(str(p) for p in (target.get("name"), key, target.get("handler"))
+                    if p is not None)
 
 
 def _outcome(value: dict[str, Any]) -> str:
@@ -191,3 +213,85 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _decode(v) for k, v in value.items()}
     return value
+
+
+class SequenceDiagram:
+    """Who called whom, in journal order: Mermaid in JupyterLab, arrows as text elsewhere."""
+
+    def __init__(self, actor: str, steps: list[tuple[str, str, str]]) -> None:
+        self.actor = actor
+        self.steps = steps  # (from, to, label); from == to is a note on that participant
+
+    def mermaid(self) -> str:
+        lines = ["sequenceDiagram", f"    participant {_mermaid_id(self.actor)} as {self.actor}"]
+        for source, target, label in self.steps:
+            text = _mermaid_text(label)
+            if source == target:
+                lines.append(f"    Note over {_mermaid_id(source)}: {text}")
+            else:
+                arrow = "-->>" if target == self.actor else "->>"
+                lines.append(f"    {_mermaid_id(source)}{arrow}{_mermaid_id(target)}: {text}")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return f"```mermaid\n{self.mermaid()}\n```"
+
+    def __str__(self) -> str:
+        out = []
+        for source, target, label in self.steps:
+            if source == target:
+                line = f"  · {label}"
+            elif source == self.actor:
+                line = f"  → {target}: {label}"
+            else:
+                line = f"  ← {source}: {label}"
+            out.append(mask_card_numbers(line))
+        return "\n".join([self.actor, *out])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def sequence(admin: AdminClient, invocation_id: str) -> SequenceDiagram:
+    """The calls, journaled steps and timers of one invocation, with their outcomes."""
+    rows = admin.sql("SELECT target_service_name AS service FROM sys_invocation"
+                     f" WHERE id = {sql_string(invocation_id)}")
+    actor = rows[0]["service"] if rows else invocation_id
+    steps: list[tuple[str, str, str]] = []
+    waiting: dict[int, tuple[str, str]] = {}  # completion id → (participant, what)
+    for row in journal(admin, invocation_id):
+        entry = json.loads(row.get("entry_json") or "{}")
+        body = _variant(entry)
+        if row["entry_type"] == "Command: Call":
+            participant = call_target(body["request"]).split("/")[0]
+            steps.append((actor, participant, call_target(body["request"]).split("/")[-1]))
+            waiting[body.get("result_completion_id")] = (participant, "")
+        elif row["entry_type"] == "Command: Run":  # shown once its result is in
+            waiting[body.get("completion_id")] = (actor, f"run {row.get('name') or ''} ")
+        elif row["entry_type"] == "Command: Sleep":
+            steps.append((actor, actor, f"sleep until {millis_to_time(body['wake_up_time'])}"))
+        elif row["entry_type"] in ("Notification: Call", "Notification: Run"):
+            participant, what = waiting.pop(body.get("completion_id"), (actor, ""))
+            outcome = _outcome(_decode(body.get("result", {})))
+            steps.append((participant, actor, f"{what}{outcome}"))
+        elif row["entry_type"] == "Command: Output":
+            steps.append((actor, actor, f"output {_outcome(_decode(body.get('result', {})))}"))
+    steps += [(actor, actor, f"{what}(running)") for who, what in waiting.values() if who == actor]
+    return SequenceDiagram(actor, steps)
+
+
+def _variant(entry: dict[str, Any]) -> dict[str, Any]:
+    """{"Command": {"Call": {...}}} → {...} (the fields of the entry)."""
+    body: Any = entry
+    while isinstance(body, dict) and len(body) == 1 and next(iter(body))[:1].isupper():
+        body = next(iter(body.values()))
+    return body if isinstance(body, dict) else {}
+
+
+def _mermaid_id(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _mermaid_text(label: str) -> str:
+    text = mask_card_numbers(label).replace(";", ",").replace("#", "").replace("\n", " ")
+    return text if len(text) <= 70 else text[:69] + "…"

@@ -99,13 +99,15 @@ class AdminClient:
         return self._request("POST", "/query", f"run the SQL query {query!r}",
                              {"query": query}).json()["rows"]
 
-    def wait_for_entry(self, invocation_id: str, entry_type: str, timeout: float = 30.0) -> None:
-        """Block until the invocation's journal holds an entry of ``entry_type``
+    def wait_for_entry(self, invocation_id: str, entry_type: str, count: int = 1,
+                       timeout: float = 30.0) -> None:
+        """Block until the invocation's journal holds ``count`` entries of ``entry_type``
         (e.g. ``"Command: Sleep"``): the moment to pull the plug in a crash demo."""
         query = (f"SELECT count(*) AS n FROM sys_journal WHERE id = '{invocation_id}'"
                  f" AND entry_type = '{entry_type}'")
-        wait_until(lambda: self.sql(query)[0]["n"] > 0, timeout,
-                   f"a {entry_type!r} entry in the journal of {invocation_id}", interval=0.05)
+        wait_until(lambda: self.sql(query)[0]["n"] >= count, timeout,
+                   f"{count} {entry_type!r} entries in the journal of {invocation_id}",
+                   interval=0.05)
 
     def close(self) -> None:
         self._http.close()

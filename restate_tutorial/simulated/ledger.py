@@ -51,6 +51,7 @@ class ScriptedFailures:
 
     def __init__(self) -> None:
         self._pending: Counter[str] = Counter()
+        self._fired: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def fail_next(self, call: str, times: int = 1) -> None:
@@ -63,8 +64,15 @@ class ScriptedFailures:
             if self._pending[call] <= 0:
                 return
             self._pending[call] -= 1
+            self._fired[call] += 1
         raise TransientFailure(f"scripted transient failure of {call}")
+
+    def fired(self, call: str) -> int:
+        """How many scripted failures of ``call`` have happened."""
+        with self._lock:
+            return self._fired[call]
 
     def clear(self) -> None:
         with self._lock:
             self._pending.clear()
+            self._fired.clear()

@@ -1,0 +1,188 @@
+"""The trip-booking saga against the real lab: compensations, retries, crashes, cancellation."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from restate_tutorial import views
+from restate_tutorial.__main__ import SEED_BOOKING
+from restate_tutorial.lab import IngressError, Lab
+from restate_tutorial.logbook import logbook
+from restate_tutorial.simulated import travel
+
+GOOD_CARD = "5555555555554444"
+
+
+def booking(card: str = GOOD_CARD, amount: float = 1500) -> dict[str, Any]:
+    body = copy.deepcopy(SEED_BOOKING)
+    body["payment_info"] = {"card_number": card, "amount": amount}
+    return body
+
+
+def trip() -> str:
+    return f"trip-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_ledgers() -> Iterator[None]:
+    travel.reset()
+    yield
+    travel.reset()
+
+
+def test_seed_request_fails_and_compensates_in_reverse_order(lab: Lab) -> None:
+    since = logbook.mark()
+    with pytest.raises(IngressError) as failed:
+        lab.ingress.call("BookingWorkflow", "Run", SEED_BOOKING, key=trip())
+    assert failed.value.message == "This payment should never be accepted! Aborting booking."
+
+    flight = travel.flights.ledger.entries("reserve")
+    car = travel.car_rentals.ledger.entries("reserve")
+    assert len(flight) == len(car) == 1
+    assert [(e["reservation_id"], e["effect"]) for e in travel.flights.ledger.entries("cancel")
+            ] == [(flight[0]["reservation_id"], "cancelled")]
+    assert travel.car_rentals.ledger.count("cancel", effect="cancelled") == 1
+    assert travel.payments.ledger.count("charge") == 0
+    assert travel.payments.ledger.count("refund", effect="nothing was charged") == 1
+    assert travel.flights.ledger.count("confirm") == travel.car_rentals.ledger.count("confirm") == 0
+
+    # The undo runs as a stack: refund, then the car, then the flight.
+    undo = [e for e in sorted(travel.payments.ledger.entries() + travel.car_rentals.ledger.entries()
+                              + travel.flights.ledger.entries(), key=lambda e: e["at"])
+            if e["action"] in ("refund", "cancel")]
+    assert [e["system"] for e in undo] == ["payments", "car-rentals", "flights"]
+
+    lines = logbook.lines(since)
+    expected = [f"Flight reserved: {flight[0]['reservation_id']}",
+                f"Car reserved: {car[0]['reservation_id']}",
+                "ERROR This payment should never be accepted! Aborting booking.",
+                "Refunded payment: ", f"Car cancelled: {car[0]['reservation_id']}",
+                f"Flight cancelled: {flight[0]['reservation_id']}"]
+    assert len(lines) == len(expected)
+    assert all(want in line for want, line in zip(expected, lines, strict=True)), lines
+
+
+def test_sequence_diagram_is_drawn_from_the_recorded_journal(lab: Lab) -> None:
+    trip_id = trip()
+    invocation = lab.ingress.send("BookingWorkflow", "Run", SEED_BOOKING, key=trip_id)
+    with pytest.raises(IngressError):
+        lab.ingress.attach(invocation)
+    diagram = views.sequence(lab.admin, invocation)
+    calls = [(s, t, label.split(" ")[0]) for s, t, label in diagram.steps
+             if label.startswith(("Reserve", "Cancel", "run"))]
+    assert calls == [("BookingWorkflow", "Flights", "Reserve"),
+                     ("BookingWorkflow", "CarRentals", "Reserve"),
+                     ("BookingWorkflow", "BookingWorkflow", "run"),
+                     ("BookingWorkflow", "BookingWorkflow", "run"),
+                     ("BookingWorkflow", "CarRentals", "Cancel"),
+                     ("BookingWorkflow", "Flights", "Cancel")]
+    assert "run charge ✗ [402]" in str(diagram) and "run refund ✓" in str(diagram)
+    assert diagram.mermaid().startswith("sequenceDiagram")
+    assert "```mermaid" in diagram._repr_markdown_()
+
+
+def test_successful_booking_confirms_and_charges_once(lab: Lab) -> None:
+    result = lab.ingress.call("BookingWorkflow", "Run", booking(amount=99.5), key=trip())
+    assert result["card"] == "************4444" and result["amount"] == 99.5
+    assert travel.flights.ledger.count("confirm", reservation_id=result["flight_reservation"]) == 1
+    assert travel.car_rentals.ledger.count("confirm",
+                                           reservation_id=result["car_reservation"]) == 1
+    charges = travel.payments.ledger.entries("charge")
+    assert [(c["payment_id"], c["effect"], c["card"]) for c in charges] == [
+        (result["payment"], "charged", "************4444")]
+    assert travel.payments.ledger.count("refund") == 0
+    assert travel.flights.ledger.count("cancel") == travel.car_rentals.ledger.count("cancel") == 0
+
+
+def test_transient_failures_are_retried_without_a_second_reservation(lab: Lab) -> None:
+    travel.car_rentals.failures.fail_next("reserve", 2)
+    travel.payments.failures.fail_next("charge", 1)
+    trip_id = trip()
+    result = lab.ingress.call("BookingWorkflow", "Run", booking(), key=trip_id)
+    assert travel.flights.ledger.count("reserve") == 1
+    assert travel.car_rentals.ledger.count("reserve") == 1
+    assert travel.payments.ledger.entries("charge")[0]["payment_id"] == result["payment"]
+    assert travel.payments.ledger.count("charge") == 1
+    assert travel.car_rentals.failures.fired("reserve") == 2  # the retries did happen
+    assert travel.payments.failures.fired("charge") == 1
+
+
+def test_restate_server_crash_mid_saga_loses_and_repeats_nothing(lab: Lab) -> None:
+    travel.car_rentals.failures.fail_next("reserve", 3)  # keeps the saga in flight a moment
+    invocation = lab.ingress.send("BookingWorkflow", "Run", booking(), key=trip())
+    lab.admin.wait_for_entry(invocation, "Command: Call", count=2)  # CarRentals/Reserve called
+    lab.server.restart()
+    result = lab.ingress.attach(invocation)
+    assert travel.car_rentals.failures.fired("reserve") == 3
+    assert travel.flights.ledger.count("reserve") == 1
+    assert travel.car_rentals.ledger.count("reserve") == 1
+    assert travel.payments.ledger.count("charge") == 1
+    assert travel.flights.ledger.count("confirm", reservation_id=result["flight_reservation"]) == 1
+    assert travel.car_rentals.ledger.count("confirm") == 1
+
+
+def test_cancelling_a_running_saga_runs_the_compensations(lab: Lab) -> None:
+    travel.car_rentals.failures.fail_next("reserve", 10_000)  # the car API is down
+    invocation = lab.ingress.send("BookingWorkflow", "Run", booking(), key=trip())
+    lab.admin.wait_for_entry(invocation, "Command: Call", count=2)
+    lab.admin.cancel(invocation)
+    with pytest.raises(IngressError) as cancelled:
+        lab.ingress.attach(invocation)
+    assert cancelled.value.status == 409
+    flight_id = travel.flights.ledger.entries("reserve")[0]["reservation_id"]
+    assert travel.flights.ledger.count("cancel", reservation_id=flight_id,
+                                       effect="cancelled") == 1
+    assert travel.car_rentals.ledger.count("reserve") == 0
+    assert travel.payments.ledger.count("charge") == 0
+    assert travel.flights.status(flight_id) == "cancelled"
+
+
+@pytest.mark.parametrize("body, complaint", [
+    ("{not json", "not valid JSON"),
+    ({"flights": {"flight_id": "1"}}, "passenger_name"),
+    ({**SEED_BOOKING, "payment_info": {"card_number": "12", "amount": 5}}, "12-19 digits"),
+    ({**SEED_BOOKING, "payment_info": {"card_number": GOOD_CARD, "amount": -5}}, "positive"),
+    ({**SEED_BOOKING, "payment_info": {"card_number": GOOD_CARD, "amount": True}}, "amount"),
+    ([1, 2], "expected an object"),
+])
+def test_malformed_booking_is_a_400_and_reserves_nothing(lab: Lab, body: Any,
+                                                         complaint: str) -> None:
+    with pytest.raises(IngressError) as rejected:
+        lab.ingress.call("BookingWorkflow", "Run", body, key=trip())
+    assert rejected.value.status == 400
+    assert complaint in rejected.value.message
+    assert travel.flights.ledger.count() == travel.car_rentals.ledger.count() == 0
+    assert travel.payments.ledger.count() == 0
+
+
+def test_card_numbers_are_only_ever_masked(lab: Lab) -> None:
+    since = logbook.mark()
+    invocation = lab.ingress.send("BookingWorkflow", "Run", booking(), key=trip())
+    lab.ingress.attach(invocation)
+    shown = "\n".join([*logbook.lines(since), str(travel.payments.ledger.entries()),
+                       str(views.journal(lab.admin, invocation)),
+                       views.journal(lab.admin, invocation)._repr_html_(),
+                       str(views.sequence(lab.admin, invocation))])
+    assert GOOD_CARD not in shown
+    assert "4444" in shown
+
+
+def test_compensations_are_idempotent() -> None:
+    flight = travel.flights.reserve({"flight_id": "1", "passenger_name": "A"})
+    assert travel.flights.cancel(flight) is True
+    assert travel.flights.cancel(flight) is False
+    assert [e["effect"] for e in travel.flights.ledger.entries("cancel")] == [
+        "cancelled", "already cancelled"]
+    key = str(uuid.uuid4())
+    assert travel.payments.refund(key) == "nothing was charged"
+    travel.payments.charge(key, GOOD_CARD, 10)
+    travel.payments.charge(key, GOOD_CARD, 10)
+    assert [e["effect"] for e in travel.payments.ledger.entries("charge")] == [
+        "charged", "already charged"]
+    assert travel.payments.refund(key) == "refunded"
+    assert travel.payments.refund(key) == "already refunded"
