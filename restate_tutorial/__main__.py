@@ -15,7 +15,7 @@ from typing import Any
 
 from . import basics, sagas, views
 from .lab import Lab, LabError, LabPorts
-from .logbook import logbook  # noqa: F401  (sets the restate_tutorial logger to INFO)
+from .logbook import OneLineRetries
 from .simulated import travel
 
 #: Every tutorial service, served by `up`.
@@ -30,7 +30,9 @@ def _log_to_terminal() -> None:
     terminal = logging.StreamHandler()
     terminal.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
                                             "%Y/%m/%d %H:%M:%S"))
-    logging.getLogger("restate_tutorial").addHandler(terminal)
+    terminal.addFilter(OneLineRetries())
+    for name in ("restate_tutorial", "restate"):  # ours, and the SDK's (failed attempts)
+        logging.getLogger(name).addHandler(terminal)
 
 
 def up(no_subscribe: bool, free_ports: bool = False) -> None:

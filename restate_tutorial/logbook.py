@@ -37,7 +37,27 @@ class Logbook(logging.Handler):
         print("\n".join(self.lines(since)) or "(nothing logged)")
 
 
+class OneLineRetries(logging.Filter):
+    """The SDK logs each failed attempt with a long traceback; keep the one line that matters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            lines = str(error).splitlines()
+            related = next((line for line in lines if line.startswith("Related command")), "")
+            record.msg = f"Attempt failed, Restate will retry: {lines[0] if lines else error!r}"
+            record.msg += f" ({related})" if related else ""
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
 logbook = Logbook()
-_logger = logging.getLogger("restate_tutorial")
-_logger.setLevel(logging.INFO)
-_logger.addHandler(logbook)
+logbook.addFilter(OneLineRetries())
+_tutorial = logging.getLogger("restate_tutorial")
+_tutorial.setLevel(logging.INFO)
+_tutorial.addHandler(logbook)
+# The Restate SDK's own warnings (failed attempts) go to the logbook too, as one line each,
+# instead of tracebacks printed under whatever notebook cell happens to run.
+_sdk = logging.getLogger("restate")
+_sdk.addHandler(logbook)
+_sdk.propagate = False

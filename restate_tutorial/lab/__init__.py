@@ -5,6 +5,7 @@ It knows no tutorial pattern by name: give it services, it runs them.
 
 from .admin import FAST_CONSUMER_OPTIONS, AdminClient
 from .binaries import restate_cli_binary, restate_server_binary, tansu_binary
+from .cli import restate_cli
 from .errors import IngressError, LabError
 from .ingress import IngressClient
 from .kafka import KafkaBroker
@@ -16,5 +17,6 @@ from .service_host import ServiceHost
 __all__ = [
     "FAST_CONSUMER_OPTIONS", "KAFKA_CLUSTER", "AdminClient", "IngressClient", "IngressError",
     "KafkaBroker", "Lab", "LabError", "LabPorts", "RestatePorts", "RestateServer", "ServiceHost",
-    "free_port", "restate_cli_binary", "restate_server_binary", "tansu_binary", "wait_until",
+    "free_port", "restate_cli", "restate_cli_binary", "restate_server_binary", "tansu_binary",
+    "wait_until",
 ]

@@ -15,6 +15,7 @@ import restate
 
 from . import processes
 from .admin import AdminClient
+from .cli import restate_cli
 from .errors import LabError
 from .ingress import IngressClient
 from .kafka import KafkaBroker
@@ -125,6 +126,10 @@ class Lab:
         """Feed ``topic`` into ``service/handler`` (idempotent; topic created if missing)."""
         self.broker.create_topics(topic)
         return self.admin.subscribe(topic, service, handler, KAFKA_CLUSTER, options)
+
+    def cli(self, *args: str) -> str:
+        """Run the official ``restate`` CLI against this lab, e.g. ``lab.cli("kv", "get", …)``."""
+        return restate_cli(self.server.admin_url, self.server.ingress_url, *args)
 
     def ready_line(self) -> str:
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
