@@ -38,7 +38,7 @@ demo: setup
 	$(BIN)/python -m restate_tutorial demo $(ARGS)
 
 bench: setup
-	$(BIN)/python benchmarks/lab_startup.py
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check restate_tutorial tests benchmarks

@@ -58,7 +58,8 @@ def main() -> None:
     for name in runs[0]:
         values = [r[name] for r in runs]
         summary[name] = round(statistics.median(values), 3)
-        print(f"  {name:<28} {summary[name]:>7.3f}   (min {min(values):.3f}, max {max(values):.3f})")
+        print(f"  {name:<28} {summary[name]:>7.3f}"
+              f"   (min {min(values):.3f}, max {max(values):.3f})")
     print(json.dumps({"benchmark": "lab_startup", "runs": RUNS, "median_seconds": summary}))
 
 

@@ -11,9 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
+from restate_tutorial.__main__ import SEED_BOOKING
 from restate_tutorial.lab import (
     KafkaBroker,
     LabError,
@@ -104,10 +106,12 @@ def test_cli_up_serves_and_stops_cleanly_on_sigterm() -> None:
         assert ready.startswith("Restate lab ready: ingress http://127.0.0.1:"), ready
         ingress = ready.split("ingress ")[1].split()[0]
         children = [p.pid for p in psutil.Process(up.pid).children()]
-        import httpx
-
         answer = httpx.post(f"{ingress}/Greeter/greet", json={"name": "cli", "delay_seconds": 0})
         assert answer.json()["message"] == "Hello cli!"
+        # The seed's own curl: POST /BookingWorkflow/trip123/Run with the seed's body.
+        seed = httpx.post(f"{ingress}/BookingWorkflow/trip123/Run", json=SEED_BOOKING, timeout=30)
+        assert seed.status_code == 402
+        assert seed.json()["message"] == "This payment should never be accepted! Aborting booking."
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(30)

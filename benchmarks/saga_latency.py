@@ -1,0 +1,65 @@
+"""BookingWorkflow end-to-end latency: success path and compensation path.
+
+Each run is one `POST /BookingWorkflow/<trip>/Run` through Restate's ingress, timed from the
+client until the answer (result or the declined-payment error). Prints a table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restate_tutorial import sagas  # noqa: E402
+from restate_tutorial.__main__ import SEED_BOOKING  # noqa: E402
+from restate_tutorial.lab import IngressError, Lab  # noqa: E402
+from restate_tutorial.simulated import travel  # noqa: E402
+
+RUNS = 100
+WARMUP = 5
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timed(lab: Lab, body: dict, expect_failure: bool) -> float:
+    started = time.perf_counter()
+    try:
+        lab.ingress.call("BookingWorkflow", "Run", body, key=f"bench-{uuid.uuid4().hex}")
+        assert not expect_failure
+    except IngressError:
+        assert expect_failure
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    success = copy.deepcopy(SEED_BOOKING)
+    success["payment_info"]["card_number"] = "5555555555554444"
+    paths = {"success": (success, False), "compensation": (SEED_BOOKING, True)}
+    results: dict[str, dict[str, float]] = {}
+    with Lab([sagas.flights, sagas.car_rentals, sagas.booking_workflow]) as lab:
+        for name, (body, fails) in paths.items():
+            for _ in range(WARMUP):
+                timed(lab, body, fails)
+            samples = [timed(lab, body, fails) for _ in range(RUNS)]
+            results[name] = {"p50_ms": round(statistics.median(samples), 1),
+                             "p99_ms": round(percentile(samples, 0.99), 1),
+                             "mean_ms": round(statistics.fmean(samples), 1)}
+            travel.reset()
+    print(f"BookingWorkflow latency over {RUNS} runs per path (ms, client-side, 1 at a time)")
+    for name, figures in results.items():
+        print(f"  {name:<13} p50 {figures['p50_ms']:>6.1f}   p99 {figures['p99_ms']:>6.1f}"
+              f"   mean {figures['mean_ms']:>6.1f}")
+    print(json.dumps({"benchmark": "saga_latency", "runs": RUNS, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
