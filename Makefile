@@ -29,6 +29,7 @@ lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks
 
 test: setup
+	$(BIN)/ruff check restate_tutorial tests benchmarks
 	$(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider
 
 up: setup

@@ -6,6 +6,7 @@ This module and the notebooks are the only places that know every part of the tu
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -13,16 +14,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import basics, sagas, views
-from .lab import Lab, LabError, LabPorts
+from . import basics, event_enrichment, sagas, views
+from .lab import Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
 from .simulated import travel
 
 #: Every tutorial service, served by `up`.
 SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
-                        sagas.booking_workflow]
+                        sagas.booking_workflow, event_enrichment.package_tracker]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
-SUBSCRIPTIONS: list[tuple[str, str, str]] = []
+SUBSCRIPTIONS: list[tuple[str, str, str]] = [
+    ("package-location-updates", "PackageTracker", "UpdateLocation"),
+]
 
 
 def _log_to_terminal() -> None:
@@ -82,7 +85,30 @@ def demo_sagas(lab: Lab) -> None:
     print(views.journal(lab.admin, invocation))
 
 
-DEMOS: dict[str, Callable[[Lab], None]] = {"basics": demo_basics, "sagas": demo_sagas}
+def demo_enrichment(lab: Lab) -> None:
+    """Register package123 over HTTP, feed its locations from Kafka, read the enriched state."""
+    topic = "package-location-updates"
+    lab.subscribe(topic, "PackageTracker", "UpdateLocation")
+    lab.ingress.call("PackageTracker", "RegisterPackage",
+                     {"finalDestination": "Bridge 6, Amsterdam"}, key="package123")
+    info = lab.ingress.get("PackageTracker", "getPackageInfo", key="package123")
+    before = len(info["locations"])
+    for update in ({"timestamp": "2024-10-10 13:00", "location": "Pinetree Road 5, Paris"},
+                   {"timestamp": "2024-10-10 14:00", "location": "Mountain Road 155, Brussels"}):
+        lab.broker.produce(topic, "package123", update)
+
+    def enriched() -> bool:
+        info = lab.ingress.get("PackageTracker", "getPackageInfo", key="package123")
+        return len(info["locations"]) >= before + 2
+
+    wait_until(enriched, 60, "both location updates for package123")
+    print(json.dumps(lab.ingress.get("PackageTracker", "getPackageInfo", key="package123"),
+                     indent=2))
+    print(lab.cli("kv", "get", "PackageTracker", "package123"))
+
+
+DEMOS: dict[str, Callable[[Lab], None]] = {
+    "basics": demo_basics, "sagas": demo_sagas, "enrichment": demo_enrichment}
 
 
 def demo(names: list[str]) -> None:

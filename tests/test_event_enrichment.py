@@ -1,0 +1,110 @@
+"""PackageTracker: state enriched over HTTP and Kafka, queryable three ways, surviving crashes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from restate_tutorial import views
+from restate_tutorial.lab import IngressError, Lab, wait_until
+
+TOPIC = "package-location-updates"
+PARIS = {"timestamp": "2024-10-10 13:00", "location": "Pinetree Road 5, Paris"}
+BRUSSELS = {"timestamp": "2024-10-10 14:00", "location": "Mountain Road 155, Brussels"}
+
+
+@pytest.fixture(scope="module")
+def tracker(lab: Lab) -> Lab:
+    lab.subscribe(TOPIC, "PackageTracker", "UpdateLocation")
+    return lab
+
+
+def package() -> str:
+    return f"package-{uuid.uuid4().hex[:8]}"
+
+
+def info(lab: Lab, key: str) -> dict:
+    return lab.ingress.get("PackageTracker", "getPackageInfo", key=key)
+
+
+def wait_for_locations(lab: Lab, key: str, count: int) -> dict:
+    wait_until(lambda: len(info(lab, key)["locations"]) >= count, 60,
+               f"{count} locations for {key}")
+    return info(lab, key)
+
+
+def test_registration_and_kafka_updates_enrich_the_state(tracker: Lab) -> None:
+    key = package()
+    tracker.ingress.call("PackageTracker", "RegisterPackage",
+                         {"finalDestination": "Bridge 6, Amsterdam"}, key=key)
+    assert info(tracker, key) == {"finalDestination": "Bridge 6, Amsterdam", "locations": []}
+    tracker.broker.produce(TOPIC, key, PARIS)
+    tracker.broker.produce(TOPIC, key, BRUSSELS)
+    expected = {"finalDestination": "Bridge 6, Amsterdam",
+                "locations": [{"location": PARIS["location"], "timestamp": PARIS["timestamp"]},
+                              {"location": BRUSSELS["location"],
+                               "timestamp": BRUSSELS["timestamp"]}]}
+    assert wait_for_locations(tracker, key, 2) == expected
+
+    # The same state three ways: the handler, Restate's SQL state table, the official CLI.
+    state = views.state(tracker.admin, "PackageTracker", key)
+    assert [row["key"] for row in state] == ["package-info"]
+    assert json.loads(state[0]["value"]) == expected
+    cli = tracker.cli("kv", "get", "PackageTracker", key)
+    assert "package-info" in cli and "Mountain Road 155, Brussels" in cli
+    assert cli.index("Pinetree Road 5, Paris") < cli.index("Mountain Road 155, Brussels")
+
+    # Which invocation came from where, according to Restate.
+    rows = views.invocations(tracker.admin, service="PackageTracker", key=key)
+    via = {(r["target"].split("/")[-1], r["via"]) for r in rows}
+    assert ("RegisterPackage", "ingress") in via and ("UpdateLocation", "kafka") in via
+
+
+def test_update_for_an_unregistered_package_fails_and_does_not_block_the_key(
+        tracker: Lab) -> None:
+    key = package()
+    tracker.broker.produce(TOPIC, key, PARIS)
+    wait_until(lambda: len(views.invocations(tracker.admin, service="PackageTracker", key=key,
+                                             status="completed")) == 1, 60, "the failed update")
+    failed = views.invocations(tracker.admin, service="PackageTracker", key=key)[0]
+    assert "package not found" in failed["failure"]
+    with pytest.raises(IngressError, match="package not found"):
+        info(tracker, key)
+    tracker.ingress.call("PackageTracker", "RegisterPackage", {"finalDestination": "Here"},
+                         key=key)
+    tracker.broker.produce(TOPIC, key, BRUSSELS)
+    assert wait_for_locations(tracker, key, 1)["locations"] == [
+        {"location": BRUSSELS["location"], "timestamp": BRUSSELS["timestamp"]}]
+
+
+def test_poison_record_fails_terminally_and_the_next_one_is_applied(tracker: Lab) -> None:
+    key = package()
+    tracker.ingress.call("PackageTracker", "RegisterPackage", {"finalDestination": "X"}, key=key)
+    tracker.broker.produce(TOPIC, key, b"{not json")
+    tracker.broker.produce(TOPIC, key, {"timestamp": "t"})  # missing "location"
+    tracker.broker.produce(TOPIC, key, PARIS)
+    assert wait_for_locations(tracker, key, 1)["locations"][0]["location"] == PARIS["location"]
+    failures = [r["failure"] for r in views.invocations(tracker.admin, service="PackageTracker",
+                                                        key=key, handler="UpdateLocation")]
+    assert any("not valid JSON" in (f or "") for f in failures)
+    assert any("'location'" in (f or "") for f in failures)
+
+
+def test_state_survives_a_restate_server_crash(tracker: Lab) -> None:
+    key = package()
+    tracker.ingress.call("PackageTracker", "RegisterPackage", {"finalDestination": "Y"}, key=key)
+    tracker.broker.produce(TOPIC, key, PARIS)
+    before = wait_for_locations(tracker, key, 1)
+    tracker.server.restart()
+    assert info(tracker, key) == before
+    tracker.broker.produce(TOPIC, key, BRUSSELS)  # the subscription resumes after the restart
+    assert len(wait_for_locations(tracker, key, 2)["locations"]) == 2
+
+
+def test_malformed_registration_is_a_400(tracker: Lab) -> None:
+    with pytest.raises(IngressError) as rejected:
+        tracker.ingress.call("PackageTracker", "RegisterPackage", {"destination": "x"},
+                             key=package())
+    assert rejected.value.status == 400 and "finalDestination" in rejected.value.message
