@@ -14,16 +14,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import basics, event_enrichment, sagas, views
+from . import basics, event_enrichment, event_transactions, sagas, views
 from .lab import Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
-from .simulated import travel
+from .simulated import social, travel
 
 #: Every tutorial service, served by `up`.
 SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
-                        sagas.booking_workflow, event_enrichment.package_tracker]
+                        sagas.booking_workflow, event_transactions.user_feed,
+                        event_enrichment.package_tracker]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
+    ("social-media-posts", "UserFeed", "ProcessPost"),
     ("package-location-updates", "PackageTracker", "UpdateLocation"),
 ]
 
@@ -85,6 +87,29 @@ def demo_sagas(lab: Lab) -> None:
     print(views.journal(lab.admin, invocation))
 
 
+#: The seed's records for social-media-posts (key, value).
+SEED_POSTS = [
+    ("userid1", {"content": "Hi! This is my first post!", "metadata": "public"}),
+    ("userid2", {"content": "Hi! This is my first post!", "metadata": "public"}),
+    ("userid1", {"content": "Hi! This is my second post!", "metadata": "public"}),
+]
+
+
+def demo_events(lab: Lab) -> None:
+    """The seed's three posts: per-user order, users in parallel, durable sleeps between checks."""
+    topic = "social-media-posts"
+    lab.subscribe(topic, "UserFeed", "ProcessPost")
+    social.moderation.script("userid1", 3)  # as in the seed: userid1 waits longer than userid2
+    social.moderation.script("userid2", 2)
+    before = social.social_media.ledger.count("update_feed")
+    for key, post in SEED_POSTS:
+        print(f"{key}:{json.dumps(post)}")
+        lab.broker.produce(topic, key, post)
+    wait_until(lambda: social.social_media.ledger.count("update_feed") >= before + 3,
+               120, "three feed updates")
+    print(views.timeline(lab.admin, "UserFeed"))
+
+
 def demo_enrichment(lab: Lab) -> None:
     """Register package123 over HTTP, feed its locations from Kafka, read the enriched state."""
     topic = "package-location-updates"
@@ -108,7 +133,8 @@ def demo_enrichment(lab: Lab) -> None:
 
 
 DEMOS: dict[str, Callable[[Lab], None]] = {
-    "basics": demo_basics, "sagas": demo_sagas, "enrichment": demo_enrichment}
+    "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
+    "enrichment": demo_enrichment}
 
 
 def demo(names: list[str]) -> None:

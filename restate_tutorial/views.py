@@ -6,10 +6,12 @@ Each view is a :class:`Table` that renders as HTML in Jupyter and as plain text 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -295,3 +297,146 @@ def _mermaid_id(name: str) -> str:
 def _mermaid_text(label: str) -> str:
     text = mask_card_numbers(label).replace(";", ",").replace("#", "").replace("\n", " ")
     return text if len(text) <= 70 else text[:69] + "…"
+
+
+@dataclass
+class Span:
+    """One invocation on the timeline: queued (in the key's inbox) → running → completed."""
+
+    key: str
+    invocation_id: str
+    status: str
+    created: datetime
+    started: datetime | None
+    completed: datetime | None
+    sleeps: list[tuple[datetime, datetime]] = dataclasses.field(default_factory=list)
+
+
+class Timeline:
+    """Invocations of one service per key over time, from Restate's records.
+
+    Renders as a matplotlib chart in Jupyter (one row per key) and as text bars elsewhere.
+    """
+
+    def __init__(self, service: str, spans: list[Span]) -> None:
+        self.service = service
+        self.spans = spans
+
+    def keys(self) -> list[str]:
+        return sorted({span.key for span in self.spans})
+
+    def of(self, key: str) -> list[Span]:
+        """The spans of one key, in the order they ran."""
+        return sorted((s for s in self.spans if s.key == key),
+                      key=lambda s: (s.started or _NOW(), s.created))
+
+    def _bounds(self) -> tuple[datetime, datetime]:
+        start = min(s.created for s in self.spans)
+        end = max(s.completed or _NOW() for s in self.spans)
+        return start, max(end, start)
+
+    def figure(self) -> Any:
+        from matplotlib.figure import Figure
+
+        origin, _ = self._bounds()
+
+        def seconds(moment: datetime) -> float:
+            return (moment - origin).total_seconds()
+
+        keys = self.keys()
+        figure = Figure(figsize=(9, 0.8 + 0.55 * max(len(keys), 1)))
+        axes = figure.subplots()
+        for row, key in enumerate(keys):
+            for number, span in enumerate(self.of(key)):
+                begin, end = span.started or span.created, span.completed or _NOW()
+                if begin > span.created:  # queued behind the key's previous event
+                    axes.barh(row + 0.3, seconds(begin) - seconds(span.created),
+                              left=seconds(span.created), height=0.12, color="#aaaaaa", zorder=1)
+                axes.barh(row, seconds(end) - seconds(begin), left=seconds(begin), height=0.45,
+                          color=("#4c72b0", "#55a868")[number % 2], edgecolor="black", zorder=2)
+                for sleep_start, sleep_end in span.sleeps:
+                    axes.barh(row, seconds(min(sleep_end, end)) - seconds(sleep_start),
+                              left=seconds(sleep_start), height=0.45, fill=False, hatch="///",
+                              edgecolor="white", linewidth=0, zorder=3)
+        axes.set_yticks(range(len(keys)), keys)
+        axes.invert_yaxis()
+        axes.set_xlabel(f"seconds since {origin:%H:%M:%S} UTC")
+        axes.set_title(f"{self.service}, one row per key: a bar per event (colours alternate), "
+                       "hatched = durable sleep, grey line = queued behind the key's previous "
+                       "event", fontsize=8)
+        figure.tight_layout()
+        return figure
+
+    def _repr_png_(self) -> bytes | None:
+        if not self.spans:
+            return None
+        import io
+
+        buffer = io.BytesIO()
+        self.figure().savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+    def __str__(self) -> str:
+        if not self.spans:
+            return f"{self.service}: no invocations"
+        start, end = self._bounds()
+        total = max((end - start).total_seconds(), 1e-3)
+        width = 60
+
+        def col(moment: datetime) -> int:
+            return min(width, round((moment - start).total_seconds() / total * width))
+
+        lines = [f"{self.service} over {total:.1f} s  (. queued  # running  z sleeping)"]
+        for key in self.keys():
+            for span in self.of(key):
+                bar = [" "] * (width + 1)
+                begin, stop = span.started or span.created, span.completed or _NOW()
+                for i in range(col(span.created), col(begin)):
+                    bar[i] = "."
+                for i in range(col(begin), col(stop) + 1):
+                    bar[i] = "#"
+                for sleep_start, sleep_end in span.sleeps:
+                    for i in range(col(sleep_start), col(min(sleep_end, stop))):
+                        bar[i] = "z"
+                lines.append(f"{key:>12} |{''.join(bar)}| {span.status}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def timeline(admin: AdminClient, service: str) -> Timeline:
+    """Every invocation of ``service`` as a span per key, with its durable sleeps."""
+    rows = admin.sql(
+        "SELECT id, target_service_key, status, created_at, running_at, completed_at"
+        f" FROM sys_invocation WHERE target_service_name = {sql_string(service)}"
+    )
+    sleeps: dict[str, list[tuple[datetime, datetime]]] = {}
+    if rows:
+        for entry in admin.sql(
+                "SELECT j.id, j.appended_at, j.entry_json FROM sys_journal j"
+                " JOIN sys_invocation i ON j.id = i.id"
+                f" WHERE i.target_service_name = {sql_string(service)}"
+                " AND j.entry_type = 'Command: Sleep'"):
+            wake = _variant(json.loads(entry["entry_json"])).get("wake_up_time")
+            if isinstance(wake, int):
+                sleeps.setdefault(entry["id"], []).append(
+                    (_parse_time(entry["appended_at"]),
+                     datetime.fromtimestamp(wake / 1000, timezone.utc)))
+    spans = [Span(key=row["target_service_key"], invocation_id=row["id"], status=row["status"],
+                  created=_parse_time(row["created_at"]),
+                  started=_parse_time(row.get("running_at")),
+                  completed=_parse_time(row.get("completed_at")),
+                  sleeps=sleeps.get(row["id"], []))
+             for row in rows]
+    return Timeline(service, spans)
+
+
+def _parse_time(value: Any) -> Any:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _NOW() -> datetime:  # noqa: N802
+    return datetime.now(timezone.utc)

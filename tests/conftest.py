@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from restate_tutorial.__main__ import SERVICES
-from restate_tutorial.lab import Lab
+# Short durable sleeps between moderation checks (before the services are imported).
+os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
-from .services import inbox
+from restate_tutorial.__main__ import SERVICES  # noqa: E402
+from restate_tutorial.lab import Lab  # noqa: E402
+
+from .services import inbox  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -70,15 +70,16 @@ class AdminClient:
         return self._request("GET", "/subscriptions", "list subscriptions").json()["subscriptions"]
 
     def subscribe(self, topic: str, service: str, handler: str, cluster: str = "my-cluster",
-                  options: dict[str, str] | None = None) -> dict[str, Any]:
+                  options: dict[str, str] | None = None,
+                  allow_duplicate: bool = False) -> dict[str, Any]:
         """Subscribe ``service/handler`` to ``topic``, unless an identical subscription exists.
 
-        Restate itself would accept a second identical subscription, with its own consumer
-        group, and every event would then be processed twice.
+        Restate itself accepts a second identical subscription (``allow_duplicate=True`` does
+        what Restate does); it gets its own consumer group, so every event is processed twice.
         """
         source, sink = f"kafka://{cluster}/{topic}", f"service://{service}/{handler}"
         for existing in self.subscriptions():
-            if existing["source"] == source and existing["sink"] == sink:
+            if existing["source"] == source and existing["sink"] == sink and not allow_duplicate:
                 return existing
         body = {"source": source, "sink": sink, "options": options or FAST_CONSUMER_OPTIONS}
         return self._request("POST", "/subscriptions", f"subscribe {sink} to {source}", body).json()
