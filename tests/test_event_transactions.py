@@ -127,8 +127,8 @@ def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:
     failures = [r["failure"] for r in views.invocations(feed.admin, service="UserFeed", key=who)
                 if r["failure"]]
     assert len(failures) == 2
-    assert "malformed social media post: the body is not valid JSON" in failures[0]
-    assert "'metadata'" in failures[1]
+    assert any("malformed social media post: the body is not valid JSON" in f for f in failures)
+    assert any("'metadata'" in f for f in failures)
     assert [p["content"] for p in posts.ledger.entries("create_post", user_id=who)] == [
         "after the poison"]
 

@@ -159,7 +159,8 @@ def _one_line_lab_errors_in_ipython() -> None:
         return
 
     def show(shell: Any, kind: type, error: BaseException, tb: Any, tb_offset: Any = None) -> None:
-        print(f"{kind.__name__}: {error}")
+        # Still an error output (so the cell counts as failed), with a one-line "traceback".
+        shell._showtraceback(kind, error, [f"{kind.__name__}: {error}"])
 
     ipython.set_custom_exc((LabError,), show)
 

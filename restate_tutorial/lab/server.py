@@ -81,9 +81,14 @@ class RestateServer:
         return self
 
     def _healthy(self) -> bool:
+        """Admin and ingress answer, and every partition answers a query (right after start,
+        /health is green a moment before the partition stores are open)."""
         try:
             return (httpx.get(f"{self.admin_url}/health", timeout=1).is_success
-                    and httpx.get(f"{self.ingress_url}/restate/health", timeout=1).is_success)
+                    and httpx.get(f"{self.ingress_url}/restate/health", timeout=1).is_success
+                    and httpx.post(f"{self.admin_url}/query", timeout=5,
+                                   json={"query": "SELECT count(*) FROM sys_invocation"},
+                                   headers={"accept": "application/json"}).is_success)
         except httpx.HTTPError:
             return False
 
