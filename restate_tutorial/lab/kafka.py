@@ -126,12 +126,17 @@ class KafkaBroker:
 
         ``value`` may also be ``str`` or ``bytes``, sent as is (useful for poison records).
         """
-        if isinstance(value, bytes):
-            payload = value
-        elif isinstance(value, str):
-            payload = value.encode()
-        else:
-            payload = json.dumps(value).encode()
+        self.produce_many(topic, [(key, value)])
+
+    def produce_many(self, topic: str, records: list[tuple[str | None, Any]]) -> None:
+        """Send ``(key, value)`` records in order, then wait until the broker acked them all."""
+        producer = self._connected_producer()
+        futures = [producer.send(topic, key=key.encode() if key is not None else None,
+                                 value=_encode(value)) for key, value in records]
+        for future in futures:
+            future.get(timeout=10)
+
+    def _connected_producer(self) -> KafkaProducer:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(bootstrap_servers=self.bootstrap_servers,
@@ -141,10 +146,16 @@ class KafkaBroker:
                     f"Cannot produce to Kafka at {self.bootstrap_servers} ({error}): is the "
                     "broker running?"
                 ) from None
-        future = self._producer.send(topic, key=key.encode() if key is not None else None,
-                                     value=payload)
-        future.get(timeout=10)
+        return self._producer
 
     def __repr__(self) -> str:
         kind = "external" if self.external else "embedded"
         return f"KafkaBroker({kind}, {self.bootstrap_servers})"
+
+
+def _encode(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value).encode()
