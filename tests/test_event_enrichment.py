@@ -92,6 +92,7 @@ def test_poison_record_fails_terminally_and_the_next_one_is_applied(tracker: Lab
     assert any("'location'" in (f or "") for f in failures)
 
 
+@pytest.mark.lab_restate
 def test_state_survives_a_restate_server_crash(tracker: Lab) -> None:
     key = package()
     tracker.ingress.call("PackageTracker", "RegisterPackage", {"finalDestination": "Y"}, key=key)

@@ -105,6 +105,7 @@ def test_service_crash_during_moderation_wait_resumes_with_the_same_post(feed: L
     assert posts.ledger.count("update_feed", user_id=who) == 1
 
 
+@pytest.mark.lab_restate
 def test_restate_crash_mid_processing_resumes_with_the_same_post(feed: Lab) -> None:
     who = user("crash-server")
     moderation.script(who, 3)

@@ -112,6 +112,7 @@ def test_transient_failures_are_retried_without_a_second_reservation(lab: Lab) -
     assert travel.payments.failures.fired("charge") == 1
 
 
+@pytest.mark.lab_restate
 def test_restate_server_crash_mid_saga_loses_and_repeats_nothing(lab: Lab) -> None:
     travel.car_rentals.failures.fail_next("reserve", 3)  # keeps the saga in flight a moment
     invocation = lab.ingress.send("BookingWorkflow", "Run", booking(), key=trip())

@@ -11,11 +11,12 @@ from .ingress import IngressClient
 from .kafka import KafkaBroker
 from .lab import KAFKA_CLUSTER, Lab, LabPorts
 from .processes import free_port, wait_until
-from .server import RestatePorts, RestateServer
+from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
 
 __all__ = [
-    "FAST_CONSUMER_OPTIONS", "KAFKA_CLUSTER", "AdminClient", "IngressClient", "IngressError",
+    "FAST_CONSUMER_OPTIONS", "KAFKA_CLUSTER", "AdminClient", "ExternalRestate", "IngressClient",
+    "IngressError",
     "KafkaBroker", "Lab", "LabError", "LabPorts", "RestatePorts", "RestateServer", "ServiceHost",
     "free_port", "restate_cli", "restate_cli_binary", "restate_server_binary", "tansu_binary",
     "wait_until",

@@ -56,15 +56,13 @@ class AdminClient:
     # -- Kafka -------------------------------------------------------------------------------
 
     def register_kafka_cluster(self, name: str, bootstrap_servers: str) -> None:
-        """Create or update the Kafka cluster ``name`` (the 1.7 admin API)."""
-        properties = {"bootstrap.servers": bootstrap_servers}
+        """Create the Kafka cluster ``name`` (1.7 admin API) unless Restate already has one by
+        that name (e.g. from a restate.toml), which is then left as it is."""
         action = f"register Kafka cluster {name}"
         found = self._request("GET", f"/kafka-clusters/{name}", action, allow=(404,))
         if found.status_code == 404:
             self._request("POST", "/kafka-clusters", action,
-                          {"name": name, "properties": properties})
-        elif found.json().get("properties", {}).get("bootstrap.servers") != bootstrap_servers:
-            self._request("PATCH", f"/kafka-clusters/{name}", action, {"properties": properties})
+                          {"name": name, "properties": {"bootstrap.servers": bootstrap_servers}})
 
     def subscriptions(self) -> list[dict[str, Any]]:
         return self._request("GET", "/subscriptions", "list subscriptions").json()["subscriptions"]

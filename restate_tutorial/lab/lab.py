@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from .cli import restate_cli
 from .errors import LabError
 from .ingress import IngressClient
 from .kafka import KafkaBroker
-from .server import RestatePorts, RestateServer
+from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
 
 KAFKA_CLUSTER = "my-cluster"
@@ -53,6 +54,11 @@ class Lab:
     ``Lab(services).start()`` (or ``with Lab(services) as lab:``) brings everything up, registers
     the services and the Kafka cluster ``my-cluster``; ``stop()`` — or the end of this process,
     however it ends — takes it all down. Ports are free ones unless given.
+
+    External mode, from the environment: RESTATE_ADMIN_URL + RESTATE_INGRESS_URL use your own
+    Restate instead of starting one; KAFKA_BOOTSTRAP_SERVERS your own Kafka;
+    RESTATE_TUTORIAL_SERVICE_URL is where that Restate reaches the service host (default
+    http://127.0.0.1:<services port>). The lab then starts only the service host.
     """
 
     def __init__(self, services: Sequence[Any], *, ports: LabPorts | None = None,
@@ -63,7 +69,7 @@ class Lab:
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="restate-lab-"))
         self.topics = list(topics)
-        self.server = RestateServer(
+        self.server: RestateServer | ExternalRestate = ExternalRestate.from_env() or RestateServer(
             RestatePorts(self.ports.ingress, self.ports.admin, self.ports.node),
             self.data_dir / "restate",
         )
@@ -71,8 +77,14 @@ class Lab:
                        if kafka_bootstrap_servers
                        else KafkaBroker.from_env(self.ports.kafka, self.data_dir))
         self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
+        self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         self.admin = AdminClient(self.server.admin_url)
         self.ingress = IngressClient(self.server.ingress_url)
+
+    @property
+    def external(self) -> bool:
+        """True when Restate is not run by the lab (crash demos need a lab-run server)."""
+        return isinstance(self.server, ExternalRestate)
 
     @classmethod
     def shared(cls, services: Sequence[Any], **options: Any) -> Lab:
@@ -96,7 +108,7 @@ class Lab:
             self.broker.start()
             self.server.start()
             self.host.start()
-            self.admin.register_deployment(self.host.url)
+            self.admin.register_deployment(self.service_url)
             self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
             if self.topics:
                 self.broker.create_topics(*self.topics)
@@ -117,10 +129,6 @@ class Lab:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def register(self) -> None:
-        """Register the deployment again (e.g. after the services changed)."""
-        self.admin.register_deployment(self.host.url)
-
     def subscribe(self, topic: str, service: str, handler: str,
                   options: dict[str, str] | None = None) -> dict[str, Any]:
         """Feed ``topic`` into ``service/handler`` (idempotent; topic created if missing)."""
@@ -132,8 +140,9 @@ class Lab:
         return restate_cli(self.server.admin_url, self.server.ingress_url, *args)
 
     def ready_line(self) -> str:
+        external = " (external Restate)" if self.external else ""
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
-                f"{self.server.admin_url} · services {self.host.url} · Kafka "
+                f"{self.server.admin_url}{external} · services {self.host.url} · Kafka "
                 f"{self.broker.bootstrap_servers}")
 
     def __enter__(self) -> Lab:

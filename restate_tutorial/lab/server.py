@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -10,10 +11,12 @@ from pathlib import Path
 import httpx
 
 from . import processes
-from .binaries import restate_server_binary
+from .binaries import PROJECT_DIR, restate_server_binary
+from .errors import LabError
 from .processes import LOOPBACK
 
-CONFIG_FILE = Path(__file__).with_name("restate.toml")
+#: The project's restate.toml: the settings of every server the lab starts.
+CONFIG_FILE = PROJECT_DIR / "restate.toml"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class RestateServer:
         if self.running:
             return self
         binary = restate_server_binary()
+        if not CONFIG_FILE.is_file():
+            raise LabError(f"{CONFIG_FILE} is missing: run the lab from a checkout of the "
+                           "project (pip install -e .).")
         for port, what in ((self.ports.ingress, "Restate ingress"),
                            (self.ports.admin, "Restate admin"), (self.ports.node, "Restate node")):
             processes.ensure_port_free(port, what)
@@ -71,6 +77,8 @@ class RestateServer:
             "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{self.ports.node}/",
             "RESTATE_INGRESS__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.ingress}",
             "RESTATE_ADMIN__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.admin}",
+            # The lab registers its own broker through the admin API instead.
+            "RESTATE_INGRESS__KAFKA_CLUSTERS": "[]",
         }
         self._process = processes.spawn(
             [str(binary), "--config-file", str(CONFIG_FILE), "--no-logo"],
@@ -125,3 +133,57 @@ class RestateServer:
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.running else "stopped"
         return f"RestateServer(ingress={self.ingress_url}, admin={self.admin_url}, {state})"
+
+
+class ExternalRestate:
+    """A Restate someone else runs (RESTATE_ADMIN_URL / RESTATE_INGRESS_URL): the lab uses it,
+    and never starts, stops or crashes it."""
+
+    def __init__(self, admin_url: str, ingress_url: str) -> None:
+        self.admin_url = admin_url.rstrip("/")
+        self.ingress_url = ingress_url.rstrip("/")
+        self.data_dir = None
+
+    @classmethod
+    def from_env(cls) -> ExternalRestate | None:
+        admin, ingress = os.environ.get("RESTATE_ADMIN_URL"), os.environ.get("RESTATE_INGRESS_URL")
+        if not admin and not ingress:
+            return None
+        if not (admin and ingress):
+            raise LabError("Set both RESTATE_ADMIN_URL and RESTATE_INGRESS_URL to use your own "
+                           "Restate, or neither to let the lab start one.")
+        return cls(admin, ingress)
+
+    @property
+    def running(self) -> bool:
+        try:
+            return httpx.get(f"{self.admin_url}/health", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
+
+    @property
+    def pid(self) -> None:
+        return None
+
+    def start(self, timeout: float = 30.0) -> ExternalRestate:
+        """Wait until it answers."""
+        processes.wait_until(lambda: self.running, timeout,
+                             f"the external Restate at {self.admin_url} (RESTATE_ADMIN_URL)")
+        return self
+
+    def stop(self) -> None:
+        """Leave it running: it is not ours."""
+
+    def kill(self) -> None:
+        raise LabError(f"Restate at {self.admin_url} is external: the lab cannot crash it; "
+                       "restart it yourself, or unset RESTATE_ADMIN_URL for a lab-run server.")
+
+    def restart(self, timeout: float = 30.0) -> ExternalRestate:
+        self.kill()
+        return self
+
+    def logs(self, tail: int | None = None) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"ExternalRestate(ingress={self.ingress_url}, admin={self.admin_url})"
