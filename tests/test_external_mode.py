@@ -84,7 +84,7 @@ def test_the_seeds_manual_steps_work_with_the_projects_restate_toml(operator: Op
         services = ready.split("services ")[1].split()[0]
         # 2. `restate -y deployments register --force localhost:9080` (our port).
         out = restate_cli(operator.admin_url, operator.ingress_url, "deployments", "register",
-                          "--force", services.removeprefix("http://"))
+                          "--force", "localhost:" + services.rsplit(":", 1)[1])
         assert "PackageTracker" in out
         # 3. The seed's subscription curl, verbatim body (docker compose creates the topic).
         operator.broker.create_topics("package-location-updates")
