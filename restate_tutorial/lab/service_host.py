@@ -67,7 +67,7 @@ class ServiceHost:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        loop.set_exception_handler(_quiet_about_cancellation)
+        loop.set_exception_handler(self._on_loop_exception)
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
@@ -105,6 +105,12 @@ class ServiceHost:
             raise LabError(f"The service host {self.url} did not stop within {timeout:g} s.")
         self._thread = None
 
+    def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Connections cut off by stop() are expected; anything else is reported as usual."""
+        stopping = self._stopping is not None and self._stopping.is_set()
+        if not stopping and not isinstance(context.get("exception"), asyncio.CancelledError):
+            loop.default_exception_handler(context)
+
     def restart(self) -> ServiceHost:
         self.stop()
         return self.start()
@@ -112,8 +118,3 @@ class ServiceHost:
     def __repr__(self) -> str:
         return f"ServiceHost({self.url}, {'serving' if self.running else 'stopped'})"
 
-
-def _quiet_about_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """Connections cut off by stop() are expected; anything else is reported as usual."""
-    if not isinstance(context.get("exception"), asyncio.CancelledError):
-        loop.default_exception_handler(context)
