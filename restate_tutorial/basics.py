@@ -14,16 +14,18 @@ from typing import Any
 import restate
 from restate import Context, ObjectContext, RunOptions, TerminalError
 
+from .payloads import JSON_INPUT, fields
 from .simulated import mailer
 
 greeter = restate.Service("Greeter")
 
 
-@greeter.handler()
-async def greet(ctx: Context, request: dict[str, Any]) -> dict[str, str]:
-    name, delay = request.get("name"), request.get("delay_seconds", 5)
-    if not isinstance(name, str) or not isinstance(delay, (int, float)) or delay < 0:
-        raise TerminalError('expected {"name": str, "delay_seconds": number ≥ 0}', 400)
+@greeter.handler(input_serde=JSON_INPUT)
+async def greet(ctx: Context, request: Any) -> dict[str, str]:
+    name = fields(request, "greeting", name=str)["name"]
+    delay = request.get("delay_seconds", 5)
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+        raise TerminalError("malformed greeting: delay_seconds must be a number ≥ 0", 400)
 
     # Journaled step: draft the greeting; after a crash the id comes from the journal.
     greeting_id = await ctx.run_typed("draft greeting", mailer.draft, RunOptions(), name)

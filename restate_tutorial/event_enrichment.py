@@ -16,9 +16,8 @@ from typing import Any
 
 import restate
 from restate import ObjectContext, ObjectSharedContext, TerminalError
-from restate.serde import BytesSerde
 
-from .payloads import fields, parse_json
+from .payloads import JSON_INPUT, fields
 
 log = restate.getLogger("restate_tutorial.event_enrichment")
 
@@ -27,10 +26,9 @@ package_tracker = restate.VirtualObject("PackageTracker")
 STATE_KEY = "package-info"
 
 
-@package_tracker.handler(name="RegisterPackage", input_serde=BytesSerde())
-async def register_package(ctx: ObjectContext, request: bytes) -> None:
-    registration = fields(parse_json(request, "package registration"), "package registration",
-                          finalDestination=str)
+@package_tracker.handler(name="RegisterPackage", input_serde=JSON_INPUT)
+async def register_package(ctx: ObjectContext, request: Any) -> None:
+    registration = fields(request, "package registration", finalDestination=str)
     # Keep the locations seen so far if the package is registered again.
     known = await ctx.get(STATE_KEY, type_hint=dict) or {"locations": []}
     ctx.set(STATE_KEY, {"finalDestination": registration["finalDestination"],
@@ -38,10 +36,9 @@ async def register_package(ctx: ObjectContext, request: bytes) -> None:
     log.info(f"Package {ctx.key()} registered for {registration['finalDestination']}")
 
 
-@package_tracker.handler(name="UpdateLocation", input_serde=BytesSerde())
-async def update_location(ctx: ObjectContext, event: bytes) -> None:
-    update = fields(parse_json(event, "location update"), "location update", location=str,
-                    timestamp=str)
+@package_tracker.handler(name="UpdateLocation", input_serde=JSON_INPUT)
+async def update_location(ctx: ObjectContext, event: Any) -> None:
+    update = fields(event, "location update", location=str, timestamp=str)
     info = await ctx.get(STATE_KEY, type_hint=dict)
     if info is None:
         # Terminal: retrying cannot register the package, and a retry loop would block the key.

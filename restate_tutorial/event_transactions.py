@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
 
 import restate
 from restate import ObjectContext, RunOptions
-from restate.serde import BytesSerde
 
-from .payloads import fields, parse_json
+from .payloads import JSON_INPUT, fields
 from .simulated.social import moderation, social_media
 
 log = restate.getLogger("restate_tutorial.event_transactions")
@@ -37,11 +37,10 @@ poll_interval: timedelta = _interval_from_env()
 user_feed = restate.VirtualObject("UserFeed")
 
 
-@user_feed.handler(name="ProcessPost", input_serde=BytesSerde())
-async def process_post(ctx: ObjectContext, record: bytes) -> None:
+@user_feed.handler(name="ProcessPost", input_serde=JSON_INPUT)
+async def process_post(ctx: ObjectContext, record: Any) -> None:
     user_id = ctx.key()
-    post = fields(parse_json(record, "social media post"), "social media post", content=str,
-                  metadata=str)
+    post = fields(record, "social media post", content=str, metadata=str)
 
     # Create the post; its id is journaled, so recovery continues with the same post.
     post_id = await ctx.run_typed("create post", social_media.create_post, RunOptions(),

@@ -1,24 +1,42 @@
-"""Reading request bodies: a malformed one is a TerminalError with HTTP 400, never a retry."""
+"""Reading request bodies: a malformed one is a TerminalError with HTTP 400, never a retry.
+
+Public handlers declare ``input_serde=JSON_INPUT``. Unlike the SDK's default JSON serde (whose
+parse errors become a 500), it hands the handler a :class:`Malformed` value, and the checks
+below turn that into a 400 that says what is wrong. Calls from other handlers
+(``ctx.service_call``) serialize through the same serde, as plain JSON.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from restate import TerminalError
+from restate.serde import Serde
 
 
-def parse_json(raw: bytes | None, what: str) -> Any:
-    """``raw`` (a handler's raw input) as JSON; TerminalError(400) naming ``what`` if it is not.
+@dataclass(frozen=True)
+class Malformed:
+    """A body that is not JSON; ``reason`` says why."""
 
-    Handlers that take ``bytes`` and call this answer 400 for bad JSON; with the SDK's own
-    JSON parsing the caller would get a 500.
-    """
-    try:
-        return json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TerminalError(f"malformed {what}: the body is not valid JSON ({error})",
-                            400) from None
+    reason: str
+
+
+class JsonInput(Serde[Any]):
+    def deserialize(self, buf: bytes) -> Any:
+        if not buf:
+            return None
+        try:
+            return json.loads(buf)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return Malformed(f"the body is not valid JSON ({error})")
+
+    def serialize(self, obj: Any) -> bytes:
+        return b"" if obj is None else json.dumps(obj).encode()
+
+
+JSON_INPUT = JsonInput()
 
 
 def fields(value: Any, what: str, **types: type | tuple[type, ...]) -> dict[str, Any]:
@@ -26,6 +44,7 @@ def fields(value: Any, what: str, **types: type | tuple[type, ...]) -> dict[str,
 
     Booleans never pass as numbers (in Python ``True`` is an ``int``).
     """
+    _reject_malformed(value, what)
     if not isinstance(value, dict):
         raise TerminalError(f"malformed {what}: expected an object with fields "
                             f"{', '.join(types)}", 400)
@@ -35,3 +54,16 @@ def fields(value: Any, what: str, **types: type | tuple[type, ...]) -> dict[str,
             raise TerminalError(f"malformed {what}: field {field!r} is missing or of the wrong "
                                 "type", 400)
     return {field: value[field] for field in types}
+
+
+def text(value: Any, what: str) -> str:
+    """``value`` if it is a non-empty JSON string; else TerminalError(400)."""
+    _reject_malformed(value, what)
+    if not isinstance(value, str) or not value:
+        raise TerminalError(f"malformed {what}: expected a JSON string", 400)
+    return value
+
+
+def _reject_malformed(value: Any, what: str) -> None:
+    if isinstance(value, Malformed):
+        raise TerminalError(f"malformed {what}: {value.reason}", 400)

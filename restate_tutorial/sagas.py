@@ -22,9 +22,8 @@ from typing import Any
 
 import restate
 from restate import Context, RunOptions, TerminalError, WorkflowContext
-from restate.serde import BytesSerde
 
-from .payloads import fields, parse_json
+from .payloads import JSON_INPUT, fields, text
 from .simulated import travel
 from .simulated.travel import PaymentDeclined, mask_card
 
@@ -36,8 +35,8 @@ flights = restate.Service("Flights")
 car_rentals = restate.Service("CarRentals")
 
 
-@flights.handler(name="Reserve")
-async def reserve_flight(ctx: Context, request: dict[str, Any]) -> str:
+@flights.handler(name="Reserve", input_serde=JSON_INPUT)
+async def reserve_flight(ctx: Context, request: Any) -> str:
     details = fields(request, "flight", flight_id=str, passenger_name=str)
     # Journaled: a retry after this point reuses the id instead of reserving again.
     reservation_id = await ctx.run_typed("reserve", travel.flights.reserve, RunOptions(), details)
@@ -45,20 +44,22 @@ async def reserve_flight(ctx: Context, request: dict[str, Any]) -> str:
     return reservation_id
 
 
-@flights.handler(name="Confirm")
-async def confirm_flight(ctx: Context, reservation_id: str) -> None:
+@flights.handler(name="Confirm", input_serde=JSON_INPUT)
+async def confirm_flight(ctx: Context, reservation_id: Any) -> None:
+    reservation_id = text(reservation_id, "reservation id")
     await ctx.run_typed("confirm", travel.flights.confirm, RunOptions(), reservation_id)
     log.info(f"Flight confirmed: {reservation_id}")
 
 
-@flights.handler(name="Cancel")
-async def cancel_flight(ctx: Context, reservation_id: str) -> None:
+@flights.handler(name="Cancel", input_serde=JSON_INPUT)
+async def cancel_flight(ctx: Context, reservation_id: Any) -> None:
+    reservation_id = text(reservation_id, "reservation id")
     await ctx.run_typed("cancel", travel.flights.cancel, RunOptions(), reservation_id)
     log.info(f"Flight cancelled: {reservation_id}")
 
 
-@car_rentals.handler(name="Reserve")
-async def reserve_car(ctx: Context, request: dict[str, Any]) -> str:
+@car_rentals.handler(name="Reserve", input_serde=JSON_INPUT)
+async def reserve_car(ctx: Context, request: Any) -> str:
     details = fields(request, "car", pickup_location=str, rental_date=str)
     reservation_id = await ctx.run_typed("reserve", travel.car_rentals.reserve, RunOptions(),
                                          details)
@@ -66,14 +67,16 @@ async def reserve_car(ctx: Context, request: dict[str, Any]) -> str:
     return reservation_id
 
 
-@car_rentals.handler(name="Confirm")
-async def confirm_car(ctx: Context, reservation_id: str) -> None:
+@car_rentals.handler(name="Confirm", input_serde=JSON_INPUT)
+async def confirm_car(ctx: Context, reservation_id: Any) -> None:
+    reservation_id = text(reservation_id, "reservation id")
     await ctx.run_typed("confirm", travel.car_rentals.confirm, RunOptions(), reservation_id)
     log.info(f"Car confirmed: {reservation_id}")
 
 
-@car_rentals.handler(name="Cancel")
-async def cancel_car(ctx: Context, reservation_id: str) -> None:
+@car_rentals.handler(name="Cancel", input_serde=JSON_INPUT)
+async def cancel_car(ctx: Context, reservation_id: Any) -> None:
+    reservation_id = text(reservation_id, "reservation id")
     await ctx.run_typed("cancel", travel.car_rentals.cancel, RunOptions(), reservation_id)
     log.info(f"Car cancelled: {reservation_id}")
 
@@ -100,8 +103,8 @@ def refund(payment_id: str) -> None:
 booking_workflow = restate.Workflow("BookingWorkflow")
 
 
-@booking_workflow.main(name="Run", input_serde=BytesSerde())
-async def run(ctx: WorkflowContext, request: bytes) -> dict[str, Any]:
+@booking_workflow.main(name="Run", input_serde=JSON_INPUT)
+async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     flight, car, payment = _booking(request)
     compensations: list[Callable[[], Awaitable[None]]] = []
     try:
@@ -135,11 +138,8 @@ async def run(ctx: WorkflowContext, request: bytes) -> dict[str, Any]:
 
 # -- Input checks: a malformed request fails at once with 400, before anything is booked ----
 
-def _booking(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    request = parse_json(raw, "booking")
-    if not isinstance(request, dict):
-        raise TerminalError("malformed booking: expected an object with flights, car and "
-                            "payment_info", 400)
+def _booking(request: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    request = fields(request, "booking", flights=dict, car=dict, payment_info=dict)
     flight = fields(request.get("flights"), "booking flights", flight_id=str, passenger_name=str)
     car = fields(request.get("car"), "booking car", pickup_location=str, rental_date=str)
     payment = fields(request.get("payment_info"), "booking payment_info", card_number=str,

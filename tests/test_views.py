@@ -40,9 +40,9 @@ def test_failures_are_shown_with_their_message(lab: Lab) -> None:
     except Exception:
         pass
     rows = [r for r in views.invocations(lab.admin, service="Greeter") if r["failure"]]
-    assert any("expected" in r["failure"] for r in rows)
+    assert any("malformed greeting" in r["failure"] for r in rows)
     journal = views.journal(lab.admin, rows[-1]["id"])
-    assert journal[-1]["detail"].startswith("✗ [400] expected")
+    assert journal[-1]["detail"].startswith("✗ [400] malformed greeting")
 
 
 def test_state_view_shows_the_value_for_one_key(lab: Lab) -> None:

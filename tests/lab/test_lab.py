@@ -35,7 +35,7 @@ def test_restate_error_surfaces_as_exception(lab: Lab) -> None:
     with pytest.raises(IngressError) as caught:
         lab.ingress.call("Greeter", "greet", {"nom": "no name"})
     assert caught.value.status == 400
-    assert "expected" in caught.value.message
+    assert "malformed greeting" in caught.value.message
     with pytest.raises(IngressError, match="not found"):
         lab.ingress.call("NoSuchService", "run", {})
 
