@@ -38,6 +38,8 @@ async def register_package(ctx: ObjectContext, request: Any) -> None:
 
 @package_tracker.handler(name="UpdateLocation", input_serde=JSON_INPUT)
 async def update_location(ctx: ObjectContext, event: Any) -> None:
+    if not ctx.key():  # a Kafka record without a key lands on the empty key
+        raise TerminalError("malformed location update: the record has no key (package id)", 400)
     update = fields(event, "location update", location=str, timestamp=str)
     info = await ctx.get(STATE_KEY, type_hint=dict)
     if info is None:

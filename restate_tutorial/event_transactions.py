@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from restate import ObjectContext, RunOptions
+from restate import ObjectContext, RunOptions, TerminalError
 
 from .payloads import JSON_INPUT, fields
 from .simulated.social import moderation, social_media
@@ -40,6 +40,8 @@ user_feed = restate.VirtualObject("UserFeed")
 @user_feed.handler(name="ProcessPost", input_serde=JSON_INPUT)
 async def process_post(ctx: ObjectContext, record: Any) -> None:
     user_id = ctx.key()
+    if not user_id:  # a Kafka record without a key lands on the empty key
+        raise TerminalError("malformed social media post: the record has no key (user id)", 400)
     post = fields(record, "social media post", content=str, metadata=str)
 
     # Create the post; its id is journaled, so recovery continues with the same post.

@@ -139,6 +139,30 @@ class Lab:
         """Run the official ``restate`` CLI against this lab, e.g. ``lab.cli("kv", "get", …)``."""
         return restate_cli(self.server.admin_url, self.server.ingress_url, *args)
 
+    def restart_broker(self) -> None:
+        """Crash and restart the embedded broker, then make events flow again.
+
+        The embedded broker keeps everything in memory: its topics, the records Restate had not
+        consumed yet, and the consumer offsets are gone. What Restate had consumed (its
+        invocations, journals and state) is not. The topics are created again, and each
+        subscription on ``my-cluster`` is deleted and created again with its options, so that
+        its new consumer group starts at the beginning of the new, empty topic.
+        """
+        subscriptions = [s for s in self.admin.subscriptions()
+                         if s["source"].startswith(f"kafka://{KAFKA_CLUSTER}/")]
+        self.broker.kill()
+        self.broker.start()
+        topics = {s["source"].rsplit("/", 1)[1] for s in subscriptions} | set(self.topics)
+        if topics:
+            self.broker.create_topics(*sorted(topics))
+        for old in subscriptions:
+            self.admin.unsubscribe(old["id"])
+            service, handler = old["sink"].removeprefix("service://").split("/")
+            options = {k: v for k, v in (old.get("options") or {}).items()
+                       if k not in ("group.id", "client.id")}  # a fresh consumer group
+            self.admin.subscribe(old["source"].rsplit("/", 1)[1], service, handler,
+                                 KAFKA_CLUSTER, options)
+
     def ready_line(self) -> str:
         external = " (external Restate)" if self.external else ""
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
