@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
 VENV_STAMP := $(VENV)/.installed
-TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)
+TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl
 
 .PHONY: setup lab test up demo bench lint clean
 
@@ -23,7 +23,8 @@ $(VENV_STAMP): pyproject.toml
 $(TOOLS_STAMP):
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20+ (it brings npm), then run make again."; exit 1; }
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error \
-		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION)
+		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION) \
+		@restatedev/restatectl@$(RESTATE_VERSION)
 	touch $@
 
 lab: setup

@@ -40,11 +40,11 @@ def _log_to_terminal() -> None:
         logging.getLogger(name).addHandler(terminal)
 
 
-def up(no_subscribe: bool, free_ports: bool = False) -> None:
+def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     topics = sorted({topic for topic, _, _ in SUBSCRIPTIONS})
-    ports = LabPorts.free() if free_ports else LabPorts.seed()
+    ports = LabPorts.free(nodes) if free_ports else LabPorts.seed(nodes)
     with Lab(SERVICES, ports=ports, topics=topics) as lab:
         if not no_subscribe:
             for topic, service, handler in SUBSCRIPTIONS:
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     up_parser = commands.add_parser("up", help="run the lab on the seed's ports until Ctrl-C")
     up_parser.add_argument("--no-subscribe", action="store_true",
                            help="leave the Kafka subscriptions to you, as in the seed")
+    up_parser.add_argument("--nodes", type=int, default=1, choices=range(1, 10), metavar="N",
+                           help="run a cluster of N restate-server nodes (node k: ingress "
+                                "8080+k-1, admin 9070+k-1)")
     up_parser.add_argument("--free-ports", action="store_true",
                            help="pick free ports instead of the seed's (tests use this)")
     demo_parser = commands.add_parser("demo", help="run scenarios headless, printing logs")
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_terminal()
     try:
         if args.command == "up":
-            up(args.no_subscribe, args.free_ports)
+            up(args.no_subscribe, args.free_ports, args.nodes)
         else:
             demo(args.scenarios)
     except LabError as error:

@@ -82,6 +82,11 @@ def _clip(value: str, width: int) -> str:
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
+def _answered_by(admin: AdminClient) -> str:
+    """' · answered by <node>' when the lab is a cluster (which node served the query)."""
+    return f" · answered by {admin.url}" if len(admin.urls) > 1 else ""
+
+
 def sql_string(value: str) -> str:
     """``value`` as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -107,9 +112,9 @@ def invocations(admin: AdminClient, service: str | None = None, key: str | None 
         row["failure"] = row.get("completion_failure") or row.get("last_failure")
         row["created"] = _time(row.get("created_at"))
         row["completed"] = _time(row.get("completed_at"))
-    return Table(f"Invocations ({len(rows)})", ["id", "target", "status", "via", "retry_count",
-                                                 "journal_size", "created", "completed", "failure"],
-                 rows)
+    columns = ["id", "target", "status", "via", "retry_count", "journal_size", "created",
+               "completed", "failure"]
+    return Table(f"Invocations ({len(rows)}){_answered_by(admin)}", columns, rows)
 
 
 def journal(admin: AdminClient, invocation_id: str) -> Table:
@@ -121,7 +126,7 @@ def journal(admin: AdminClient, invocation_id: str) -> Table:
     for row in rows:
         row["appended"] = _time(row.get("appended_at"))
         row["detail"] = entry_detail(row.get("entry_json"))
-    return Table(f"Journal of {invocation_id} ({len(rows)} entries)",
+    return Table(f"Journal of {invocation_id} ({len(rows)} entries){_answered_by(admin)}",
                  ["index", "entry_type", "name", "appended", "detail"], rows)
 
 
@@ -132,7 +137,7 @@ def state(admin: AdminClient, service: str, key: str | None = None) -> Table:
                      + " ORDER BY service_key, key")
     for row in rows:
         row["value"] = row.pop("value_utf8")
-    title = f"State of {service}" + (f"/{key}" if key is not None else "")
+    title = f"State of {service}" + (f"/{key}" if key is not None else "") + _answered_by(admin)
     return Table(title, ["service_key", "key", "value"], rows)
 
 

