@@ -44,9 +44,10 @@ async def process_post(ctx: ObjectContext, record: Any) -> None:
         raise TerminalError("malformed social media post: the record has no key (user id)", 400)
     post = fields(record, "social media post", content=str, metadata=str)
 
-    # Create the post; its id is journaled, so recovery continues with the same post.
+    # Create the post; its id is journaled, so recovery continues with the same post (the
+    # request id lets the backend recognise a re-run of the step, should one ever happen).
     post_id = await ctx.run_typed("create post", social_media.create_post, RunOptions(),
-                                  user_id, post)
+                                  user_id, post, str(ctx.uuid()))
     log.info(f"Created post {post_id} for user {user_id} with content: {post['content']}")
 
     # Wait for moderation: check in a journaled step, sleep durably in between.

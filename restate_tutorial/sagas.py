@@ -38,8 +38,11 @@ car_rentals = restate.Service("CarRentals")
 @flights.handler(name="Reserve", input_serde=JSON_INPUT)
 async def reserve_flight(ctx: Context, request: Any) -> str:
     details = fields(request, "flight", flight_id=str, passenger_name=str)
-    # Journaled: a retry after this point reuses the id instead of reserving again.
-    reservation_id = await ctx.run_typed("reserve", travel.flights.reserve, RunOptions(), details)
+    # Journaled: a retry after this point reuses the id instead of reserving again. The request
+    # id (deterministic, from the journal) makes even a re-run of the step reserve only once.
+    request_id = str(ctx.uuid())
+    reservation_id = await ctx.run_typed("reserve", travel.flights.reserve, RunOptions(), details,
+                                         request_id)
     log.info(f"Flight reserved: {reservation_id}")
     return reservation_id
 
@@ -62,7 +65,7 @@ async def cancel_flight(ctx: Context, reservation_id: Any) -> None:
 async def reserve_car(ctx: Context, request: Any) -> str:
     details = fields(request, "car", pickup_location=str, rental_date=str)
     reservation_id = await ctx.run_typed("reserve", travel.car_rentals.reserve, RunOptions(),
-                                         details)
+                                         details, str(ctx.uuid()))
     log.info(f"Car reserved: {reservation_id}")
     return reservation_id
 

@@ -86,7 +86,7 @@ def test_saga_crash_at_every_point(lab: Lab, point: str, crash: str) -> None:
             assert [e["effect"] for e in api.ledger.entries("cancel")] == ["cancelled"]
             assert api.ledger.count("confirm") == 0
     else:
-        assert [e["effect"] for e in travel.payments.ledger.entries("charge")] == ["charged"]
+        assert travel.payments.ledger.count("charge") == 1
         for api in (travel.flights, travel.car_rentals):
             assert api.ledger.count("confirm") == 1 and api.ledger.count("cancel") == 0
 

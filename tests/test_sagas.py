@@ -93,8 +93,8 @@ def test_successful_booking_confirms_and_charges_once(lab: Lab) -> None:
     assert travel.car_rentals.ledger.count("confirm",
                                            reservation_id=result["car_reservation"]) == 1
     charges = travel.payments.ledger.entries("charge")
-    assert [(c["payment_id"], c["effect"], c["card"]) for c in charges] == [
-        (result["payment"], "charged", "************4444")]
+    assert [(c["payment_id"], c["card"]) for c in charges] == [
+        (result["payment"], "************4444")]
     assert travel.payments.ledger.count("refund") == 0
     assert travel.flights.ledger.count("cancel") == travel.car_rentals.ledger.count("cancel") == 0
 
@@ -175,7 +175,10 @@ def test_card_numbers_are_only_ever_masked(lab: Lab) -> None:
 
 
 def test_compensations_are_idempotent() -> None:
-    flight = travel.flights.reserve({"flight_id": "1", "passenger_name": "A"})
+    flight = travel.flights.reserve({"flight_id": "1", "passenger_name": "A"}, "request-1")
+    assert travel.flights.reserve({"flight_id": "1", "passenger_name": "A"}, "request-1") == flight
+    assert travel.flights.ledger.count("reserve") == 1
+    assert travel.flights.ledger.count("reserve (repeated)") == 1
     assert travel.flights.cancel(flight) is True
     assert travel.flights.cancel(flight) is False
     assert [e["effect"] for e in travel.flights.ledger.entries("cancel")] == [
@@ -184,7 +187,7 @@ def test_compensations_are_idempotent() -> None:
     assert travel.payments.refund(key) == "nothing was charged"
     travel.payments.charge(key, GOOD_CARD, 10)
     travel.payments.charge(key, GOOD_CARD, 10)
-    assert [e["effect"] for e in travel.payments.ledger.entries("charge")] == [
-        "charged", "already charged"]
+    assert travel.payments.ledger.count("charge") == 1
+    assert travel.payments.ledger.count("charge (repeated)") == 1
     assert travel.payments.refund(key) == "refunded"
     assert travel.payments.refund(key) == "already refunded"

@@ -18,16 +18,29 @@ class SocialMedia:
     def __init__(self) -> None:
         self.ledger = Ledger("social-media")
         self.failures = ScriptedFailures()
+        self._by_request: dict[str, str] = {}  # request id → post id
+        self._lock = threading.Lock()
 
-    def create_post(self, user_id: str, post: dict[str, Any]) -> str:
+    def create_post(self, user_id: str, post: dict[str, Any], request_id: str) -> str:
+        """Create a post; the same ``request_id`` again returns the same post (idempotent)."""
         self.failures.check("create_post")
-        post_id = str(uuid.uuid4())
-        self.ledger.record("create_post", post_id=post_id, user_id=user_id, **post)
+        with self._lock:
+            repeated = self._by_request.get(request_id)
+            if repeated is None:
+                post_id = self._by_request[request_id] = str(uuid.uuid4())
+        if repeated is not None:
+            self.ledger.record("create_post (repeated)", post_id=repeated, user_id=user_id)
+            return repeated
+        self.ledger.record("create_post", post_id=post_id, user_id=user_id,
+                           request_id=request_id, **post)
         return post_id
 
     def update_feed(self, user_id: str, post_id: str) -> None:
+        """Add the post to the user's feed, once (a post already there is left alone)."""
         self.failures.check("update_feed")
-        self.ledger.record("update_feed", post_id=post_id, user_id=user_id)
+        repeated = post_id in self.feed(user_id)
+        self.ledger.record("update_feed (repeated)" if repeated else "update_feed",
+                           post_id=post_id, user_id=user_id)
 
     def feed(self, user_id: str) -> list[str]:
         """The post ids in the user's feed, oldest first."""

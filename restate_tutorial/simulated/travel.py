@@ -2,7 +2,8 @@
 
 Flights and car rentals book in two phases (reserve → confirm or cancel, by reservation id).
 Payments go through in one shot, deduplicated by a client-generated idempotency key.
-Every call that takes effect is written to the API's ledger; card numbers only ever masked.
+Every call is written to the API's ledger — a repeated one (same idempotency key or request id)
+as "<action> (repeated)", with no second effect; card numbers only ever masked.
 """
 
 from __future__ import annotations
@@ -31,14 +32,23 @@ class ReservationAPI:
         self.ledger = Ledger(system)
         self.failures = ScriptedFailures()
         self._status: dict[str, str] = {}
+        self._by_request: dict[str, str] = {}  # request id → reservation id
         self._lock = threading.Lock()
 
-    def reserve(self, details: dict[str, Any]) -> str:
+    def reserve(self, details: dict[str, Any], request_id: str) -> str:
+        """Reserve; the same ``request_id`` again returns the same reservation (idempotent)."""
         self.failures.check("reserve")
-        reservation_id = str(uuid.uuid4())
         with self._lock:
-            self._status[reservation_id] = "reserved"
-        self.ledger.record("reserve", reservation_id=reservation_id, **details)
+            repeated = self._by_request.get(request_id)
+            if repeated is None:
+                reservation_id = self._by_request[request_id] = str(uuid.uuid4())
+                self._status[reservation_id] = "reserved"
+        if repeated is not None:
+            self.ledger.record("reserve (repeated)", reservation_id=repeated,
+                               request_id=request_id)
+            return repeated
+        self.ledger.record("reserve", reservation_id=reservation_id, request_id=request_id,
+                           **details)
         return reservation_id
 
     def confirm(self, reservation_id: str) -> None:
@@ -88,8 +98,8 @@ class PaymentAPI:
         with self._lock:
             repeated = idempotency_key in self._charged
             self._charged.setdefault(idempotency_key, "charged")
-        self.ledger.record("charge", payment_id=idempotency_key, card=card, amount=amount,
-                           effect="already charged" if repeated else "charged")
+        self.ledger.record("charge (repeated)" if repeated else "charge",
+                           payment_id=idempotency_key, card=card, amount=amount)
         return idempotency_key
 
     def refund(self, idempotency_key: str) -> str:
