@@ -43,35 +43,47 @@ def until_all_in_feeds(started: float) -> float:
     return EVENTS / (time.perf_counter() - started)
 
 
+def kafka_rate(lab: Lab, topic: str, keys: int) -> float:
+    """Events/s of a batch produced to ``topic`` (already subscribed) and processed."""
+    social.reset()
+    started = time.perf_counter()
+    lab.broker.produce_many(topic, batch(f"kafka{keys}-{uuid.uuid4().hex[:4]}", keys))
+    return until_all_in_feeds(started)
+
+
+def http_rate(lab: Lab, keys: int) -> float:
+    """Events/s of the same batch sent through the HTTP ingress (one sender per key)."""
+    social.reset()
+    records = batch(f"http{keys}-{uuid.uuid4().hex[:4]}", keys)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(10) as senders:  # one sender per key keeps per-key order
+        for user in {user for user, _ in records}:
+            senders.submit(send_in_order, lab, [r for r in records if r[0] == user])
+    return until_all_in_feeds(started)
+
+
+def subscribed_topic(lab: Lab) -> tuple[str, float]:
+    """A fresh topic subscribed to UserFeed/ProcessPost; and subscription → first event (s)."""
+    topic, user = f"bench-posts-{uuid.uuid4().hex[:6]}", f"warm-up-{uuid.uuid4().hex[:6]}"
+    lab.broker.create_topics(topic)
+    social.moderation.script(user, 1)
+    lab.broker.produce(topic, user, {"content": "hello", "metadata": "bench"})
+    started = time.perf_counter()
+    lab.subscribe(topic, "UserFeed", "ProcessPost")
+    wait_until(lambda: bool(social.social_media.feed(user)), 120, "the first event",
+               interval=0.01)
+    return topic, time.perf_counter() - started
+
+
 def main() -> None:
     with Lab([event_transactions.user_feed]) as lab:
-        topic = f"bench-posts-{uuid.uuid4().hex[:6]}"
-        lab.broker.create_topics(topic)
-        lab.broker.produce(topic, "warm-up", {"content": "hello", "metadata": "bench"})
-        social.moderation.script("warm-up", 1)
-        started = time.perf_counter()
-        lab.subscribe(topic, "UserFeed", "ProcessPost")
-        wait_until(lambda: social.social_media.ledger.count("update_feed") == 1, 120,
-                   "the first event", interval=0.01)
-        first_event = time.perf_counter() - started
-
+        topic, first_event = subscribed_topic(lab)
         results = {}
         for keys in (10, 100):
-            social.reset()
-            started = time.perf_counter()
-            lab.broker.produce_many(topic, batch(f"kafka{keys}", keys))
-            kafka_rate = until_all_in_feeds(started)
-
-            social.reset()
-            records = batch(f"http{keys}", keys)
-            started = time.perf_counter()
-            with ThreadPoolExecutor(10) as senders:  # one sender per key keeps per-key order
-                for user in {user for user, _ in records}:
-                    senders.submit(send_in_order, lab, [r for r in records if r[0] == user])
-            http_rate = until_all_in_feeds(started)
-            results[keys] = {"kafka_events_per_s": round(kafka_rate, 1),
-                             "http_events_per_s": round(http_rate, 1),
-                             "kafka_to_http_ratio": round(kafka_rate / http_rate, 2)}
+            kafka, http = kafka_rate(lab, topic, keys), http_rate(lab, keys)
+            results[keys] = {"kafka_events_per_s": round(kafka, 1),
+                             "http_events_per_s": round(http, 1),
+                             "kafka_to_http_ratio": round(kafka / http, 2)}
 
     print(f"UserFeed/ProcessPost, {EVENTS} events, moderation immediate (events/s)")
     for keys, figures in results.items():

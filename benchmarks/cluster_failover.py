@@ -1,0 +1,69 @@
+"""One node against a three-node cluster (replication 2), measured in one run: saga latency,
+Kafka throughput, and the time from SIGKILLing the node a client talks to until that client's
+next successful call through a surviving node."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.kafka_throughput import kafka_rate, subscribed_topic  # noqa: E402
+from benchmarks.saga_latency import SAGA_SERVICES, book, good_booking, latency  # noqa: E402
+from restate_tutorial import event_transactions  # noqa: E402
+from restate_tutorial.lab import IngressError, Lab, LabError  # noqa: E402
+
+RUNS = 50
+KILLS = 3
+
+
+def failover_seconds(lab: Lab, node: int) -> float:
+    """SIGKILL ``node`` (the one the client uses), then book until a booking succeeds."""
+    book(lab, good_booking())
+    killed = time.perf_counter()
+    lab.cluster.node(node).kill()
+    while True:
+        try:
+            book(lab, good_booking())
+            return time.perf_counter() - killed
+        except (IngressError, LabError):
+            time.sleep(0.05)
+
+
+def measure(nodes: int) -> dict[str, float]:
+    with Lab([*SAGA_SERVICES, event_transactions.user_feed], nodes=nodes) as lab:
+        saga = latency(lab, good_booking(), False, RUNS)
+        topic, _ = subscribed_topic(lab)
+        figures = {"saga_p50_ms": saga["p50_ms"], "saga_p99_ms": saga["p99_ms"],
+                   "kafka_events_per_s": round(kafka_rate(lab, topic, 10), 1)}
+        if nodes > 1:
+            times = []
+            for _ in range(KILLS):
+                talking_to = lab.cluster.admin_urls.index(lab.admin.url) + 1
+                times.append(failover_seconds(lab, talking_to))
+                lab.cluster.node(talking_to).start()
+            figures["failover_s_median"] = round(sorted(times)[len(times) // 2], 2)
+            figures["failover_s_max"] = round(max(times), 2)
+    return figures
+
+
+def main() -> None:
+    one, three = measure(1), measure(3)
+    print(f"1 node vs 3 nodes (replication 2); saga over {RUNS} runs, Kafka 300 events/10 keys")
+    print(f"  saga p50           {one['saga_p50_ms']:7.1f} ms  {three['saga_p50_ms']:7.1f} ms"
+          f"   ratio {three['saga_p50_ms'] / one['saga_p50_ms']:.2f}")
+    print(f"  saga p99           {one['saga_p99_ms']:7.1f} ms  {three['saga_p99_ms']:7.1f} ms"
+          f"   ratio {three['saga_p99_ms'] / one['saga_p99_ms']:.2f}")
+    kafka_one, kafka_three = one["kafka_events_per_s"], three["kafka_events_per_s"]
+    print(f"  Kafka events/s     {kafka_one:7.1f}     {kafka_three:7.1f}"
+          f"      ratio {kafka_three / kafka_one:.2f}")
+    print(f"  SIGKILL → next successful call via a surviving node: median "
+          f"{three['failover_s_median']} s, max {three['failover_s_max']} s ({KILLS} kills)")
+    print(json.dumps({"benchmark": "cluster_failover", "one_node": one, "three_nodes": three}))
+
+
+if __name__ == "__main__":
+    main()
