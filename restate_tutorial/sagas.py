@@ -18,6 +18,7 @@ is idempotent, and every step is journaled, so retries and crashes never repeat 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import restate
@@ -25,63 +26,57 @@ from restate import Context, RunOptions, TerminalError, WorkflowContext
 
 from .payloads import JSON_INPUT, fields, text
 from .simulated import travel
-from .simulated.travel import PaymentDeclined, mask_card
+from .simulated.travel import PaymentDeclined, ReservationAPI, mask_card
 
 log = restate.getLogger("restate_tutorial.sagas")
 
 # -- Flights and CarRentals: Restate services in front of the two-phase booking APIs --------
 
-flights = restate.Service("Flights")
-car_rentals = restate.Service("CarRentals")
+@dataclass(frozen=True)
+class TwoPhaseService:
+    """A Restate service in front of a two-phase booking API: Reserve → Confirm | Cancel."""
+
+    service: restate.Service
+    reserve: Callable[..., Awaitable[str]]
+    confirm: Callable[..., Awaitable[None]]
+    cancel: Callable[..., Awaitable[None]]
 
 
-@flights.handler(name="Reserve", input_serde=JSON_INPUT)
-async def reserve_flight(ctx: Context, request: Any) -> str:
-    details = fields(request, "flight", flight_id=str, passenger_name=str)
-    # Journaled: a retry after this point reuses the id instead of reserving again. The request
-    # id (deterministic, from the journal) makes even a re-run of the step reserve only once.
-    request_id = str(ctx.uuid())
-    reservation_id = await ctx.run_typed("reserve", travel.flights.reserve, RunOptions(), details,
-                                         request_id)
-    log.info(f"Flight reserved: {reservation_id}")
-    return reservation_id
+def two_phase_service(name: str, noun: str, api: ReservationAPI,
+                      **request_fields: type) -> TwoPhaseService:
+    """``name``/Reserve, Confirm and Cancel, logging "<noun> reserved: <id>" and so on."""
+    service = restate.Service(name)
+
+    @service.handler(name="Reserve", input_serde=JSON_INPUT)
+    async def reserve(ctx: Context, request: Any) -> str:
+        details = fields(request, noun.lower(), **request_fields)
+        # Journaled: a retry after this point reuses the id instead of reserving again. The
+        # request id (from the journal) makes even a re-run of the step reserve only once.
+        reservation_id = await ctx.run_typed("reserve", api.reserve, RunOptions(), details,
+                                             str(ctx.uuid()))
+        log.info(f"{noun} reserved: {reservation_id}")
+        return reservation_id
+
+    @service.handler(name="Confirm", input_serde=JSON_INPUT)
+    async def confirm(ctx: Context, reservation_id: Any) -> None:
+        reservation_id = text(reservation_id, "reservation id")
+        await ctx.run_typed("confirm", api.confirm, RunOptions(), reservation_id)
+        log.info(f"{noun} confirmed: {reservation_id}")
+
+    @service.handler(name="Cancel", input_serde=JSON_INPUT)
+    async def cancel(ctx: Context, reservation_id: Any) -> None:
+        reservation_id = text(reservation_id, "reservation id")
+        await ctx.run_typed("cancel", api.cancel, RunOptions(), reservation_id)  # idempotent
+        log.info(f"{noun} cancelled: {reservation_id}")
+
+    return TwoPhaseService(service, reserve, confirm, cancel)
 
 
-@flights.handler(name="Confirm", input_serde=JSON_INPUT)
-async def confirm_flight(ctx: Context, reservation_id: Any) -> None:
-    reservation_id = text(reservation_id, "reservation id")
-    await ctx.run_typed("confirm", travel.flights.confirm, RunOptions(), reservation_id)
-    log.info(f"Flight confirmed: {reservation_id}")
-
-
-@flights.handler(name="Cancel", input_serde=JSON_INPUT)
-async def cancel_flight(ctx: Context, reservation_id: Any) -> None:
-    reservation_id = text(reservation_id, "reservation id")
-    await ctx.run_typed("cancel", travel.flights.cancel, RunOptions(), reservation_id)
-    log.info(f"Flight cancelled: {reservation_id}")
-
-
-@car_rentals.handler(name="Reserve", input_serde=JSON_INPUT)
-async def reserve_car(ctx: Context, request: Any) -> str:
-    details = fields(request, "car", pickup_location=str, rental_date=str)
-    reservation_id = await ctx.run_typed("reserve", travel.car_rentals.reserve, RunOptions(),
-                                         details, str(ctx.uuid()))
-    log.info(f"Car reserved: {reservation_id}")
-    return reservation_id
-
-
-@car_rentals.handler(name="Confirm", input_serde=JSON_INPUT)
-async def confirm_car(ctx: Context, reservation_id: Any) -> None:
-    reservation_id = text(reservation_id, "reservation id")
-    await ctx.run_typed("confirm", travel.car_rentals.confirm, RunOptions(), reservation_id)
-    log.info(f"Car confirmed: {reservation_id}")
-
-
-@car_rentals.handler(name="Cancel", input_serde=JSON_INPUT)
-async def cancel_car(ctx: Context, reservation_id: Any) -> None:
-    reservation_id = text(reservation_id, "reservation id")
-    await ctx.run_typed("cancel", travel.car_rentals.cancel, RunOptions(), reservation_id)
-    log.info(f"Car cancelled: {reservation_id}")
+flight_service = two_phase_service("Flights", "Flight", travel.flights, flight_id=str,
+                                   passenger_name=str)
+car_service = two_phase_service("CarRentals", "Car", travel.car_rentals, pickup_location=str,
+                                rental_date=str)
+flights, car_rentals = flight_service.service, car_service.service
 
 
 # -- Payment: one-shot calls to the payment API, as journaled steps of the workflow ---------
@@ -112,12 +107,12 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     compensations: list[Callable[[], Awaitable[None]]] = []
     try:
         # Reserve the flight; its cancellation needs the id, so it is pushed afterwards.
-        flight_id = await ctx.service_call(reserve_flight, flight)
-        compensations.append(lambda: ctx.service_call(cancel_flight, flight_id))
+        flight_id = await ctx.service_call(flight_service.reserve, flight)
+        compensations.append(lambda: ctx.service_call(flight_service.cancel, flight_id))
 
         # Reserve the car, the same way.
-        car_id = await ctx.service_call(reserve_car, car)
-        compensations.append(lambda: ctx.service_call(cancel_car, car_id))
+        car_id = await ctx.service_call(car_service.reserve, car)
+        compensations.append(lambda: ctx.service_call(car_service.cancel, car_id))
 
         # The payment key is generated once and stored in the journal: retries reuse it.
         payment_id = str(ctx.uuid())
@@ -127,8 +122,8 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
                             payment["amount"])
 
         # Everything is in place: confirm both reservations.
-        await ctx.service_call(confirm_flight, flight_id)
-        await ctx.service_call(confirm_car, car_id)
+        await ctx.service_call(flight_service.confirm, flight_id)
+        await ctx.service_call(car_service.confirm, car_id)
     except TerminalError as error:
         log.error(str(error))
         # Undo in reverse order: the last thing done is the first undone.

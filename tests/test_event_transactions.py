@@ -90,32 +90,27 @@ def test_seed_posts_run_in_order_per_user_and_in_parallel_across_users(feed: Lab
     assert journal.column("entry_type").count("Command: Sleep") == 2
 
 
-def test_service_crash_during_moderation_wait_resumes_with_the_same_post(feed: Lab) -> None:
-    who = user("crash-host")
+@pytest.mark.parametrize("crash", [
+    "service host",
+    pytest.param("restate-server", marks=pytest.mark.lab_restate),
+])
+def test_crash_during_moderation_wait_resumes_with_the_same_post(feed: Lab, crash: str) -> None:
+    who = user(f"crash-{crash.split()[0]}")
     moderation.script(who, 3)
-    feed.broker.produce(TOPIC, who, post("survive the host"))
+    feed.broker.produce(TOPIC, who, post(f"survive a {crash} crash"))
     invocation = invocation_of(feed, who)
     feed.admin.wait_for_entry(invocation, "Command: Sleep")
-    feed.host.stop()
-    feed.host.start()
-    assert len(wait_for_feed(who, 1)) == 1
+    if crash == "service host":
+        feed.host.stop()
+        assert not feed.host.running
+        feed.host.start()
+    else:
+        feed.server.restart()
+    wait_for_feed(who, 1)
     created = posts.ledger.entries("create_post", user_id=who)
     assert len(created) == 1
     assert posts.feed(who) == [created[0]["post_id"]]
     assert posts.ledger.count("update_feed", user_id=who) == 1
-
-
-@pytest.mark.lab_restate
-def test_restate_crash_mid_processing_resumes_with_the_same_post(feed: Lab) -> None:
-    who = user("crash-server")
-    moderation.script(who, 3)
-    feed.broker.produce(TOPIC, who, post("survive the server"))
-    invocation = invocation_of(feed, who)
-    feed.admin.wait_for_entry(invocation, "Command: Sleep")
-    feed.server.restart()
-    wait_for_feed(who, 1)
-    created = posts.ledger.entries("create_post", user_id=who)
-    assert len(created) == 1 and posts.feed(who) == [created[0]["post_id"]]
 
 
 def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:
