@@ -333,11 +333,11 @@ class Timeline:
     def of(self, key: str) -> list[Span]:
         """The spans of one key, in the order they ran."""
         return sorted((s for s in self.spans if s.key == key),
-                      key=lambda s: (s.started or _NOW(), s.created))
+                      key=lambda s: (s.started or _now(), s.created))
 
     def _bounds(self) -> tuple[datetime, datetime]:
         start = min(s.created for s in self.spans)
-        end = max(s.completed or _NOW() for s in self.spans)
+        end = max(s.completed or _now() for s in self.spans)
         return start, max(end, start)
 
     def figure(self) -> Any:
@@ -353,7 +353,7 @@ class Timeline:
         axes = figure.subplots()
         for row, key in enumerate(keys):
             for number, span in enumerate(self.of(key)):
-                begin, end = span.started or span.created, span.completed or _NOW()
+                begin, end = span.started or span.created, span.completed or _now()
                 if begin > span.created:  # queued behind the key's previous event
                     axes.barh(row + 0.3, seconds(begin) - seconds(span.created),
                               left=seconds(span.created), height=0.12, color="#aaaaaa", zorder=1)
@@ -395,7 +395,7 @@ class Timeline:
         for key in self.keys():
             for span in self.of(key):
                 bar = [" "] * (width + 1)
-                begin, stop = span.started or span.created, span.completed or _NOW()
+                begin, stop = span.started or span.created, span.completed or _now()
                 for i in range(col(span.created), col(begin)):
                     bar[i] = "."
                 for i in range(col(begin), col(stop) + 1):
@@ -443,5 +443,5 @@ def _parse_time(value: Any) -> Any:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _NOW() -> datetime:  # noqa: N802
+def _now() -> datetime:
     return datetime.now(timezone.utc)

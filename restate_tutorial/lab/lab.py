@@ -71,8 +71,7 @@ class Lab:
     """
 
     def __init__(self, services: Sequence[Any], *, nodes: int = 1, ports: LabPorts | None = None,
-                 data_dir: Path | None = None, topics: Sequence[str] = (),
-                 kafka_bootstrap_servers: str | None = None) -> None:
+                 data_dir: Path | None = None, topics: Sequence[str] = ()) -> None:
         self.services = list(services)
         self.ports = ports or LabPorts.free(nodes)
         self._owns_data_dir = data_dir is None
@@ -83,9 +82,7 @@ class Lab:
             or (RestateCluster(self.ports.restate, self.data_dir / "restate")
                 if len(self.ports.restate) > 1
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
-        self.broker = (KafkaBroker(bootstrap_servers=kafka_bootstrap_servers)
-                       if kafka_bootstrap_servers
-                       else KafkaBroker.from_env(self.ports.kafka, self.data_dir))
+        self.broker = KafkaBroker.from_env(self.ports.kafka, self.data_dir)
         self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
@@ -106,16 +103,16 @@ class Lab:
         return isinstance(self.server, ExternalRestate)
 
     @classmethod
-    def shared(cls, services: Sequence[Any], **options: Any) -> Lab:
-        """The running lab of this process with the same services, else a new one, started.
-
-        Lets a notebook cell that starts the lab be run twice without starting a second lab.
-        """
+    def shared(cls, services: Sequence[Any], nodes: int = 1, **options: Any) -> Lab:
+        """The running lab of this process with the same services and nodes, else a new one,
+        started. Lets a notebook cell that starts the lab be run twice without starting a
+        second lab."""
         names = sorted(_name(s) for s in services)
         for lab in _started:
-            if sorted(_name(s) for s in lab.services) == names and lab.running:
+            if (sorted(_name(s) for s in lab.services) == names
+                    and len(lab.ports.restate) == nodes and lab.running):
                 return lab
-        return cls(services, **options).start()
+        return cls(services, nodes=nodes, **options).start()
 
     @property
     def running(self) -> bool:
