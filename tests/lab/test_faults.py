@@ -119,6 +119,26 @@ def test_cli_up_serves_and_stops_cleanly_on_sigterm() -> None:
     assert not any(_alive(p) for p in children)
 
 
+def test_cli_up_runs_a_three_node_cluster() -> None:
+    up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports",
+                           "--nodes", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    try:
+        ready = up.stdout.readline()  # type: ignore[union-attr]
+        assert "(3-node cluster)" in ready, ready
+        ingress = ready.split("ingress ")[1].split()[0]
+        servers = [p for p in psutil.Process(up.pid).children() if "restate-server" in p.name()]
+        assert len(servers) == 3
+        answer = httpx.post(f"{ingress}/Greeter/greet", json={"name": "nodes", "delay_seconds": 0},
+                            timeout=30)
+        assert answer.json()["message"] == "Hello nodes!"
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(60)
+    assert code == 0
+    assert not any(_alive(p.pid) for p in servers)
+
+
 def test_cli_reports_a_taken_port_in_one_line() -> None:
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 
 import httpx
@@ -89,6 +90,23 @@ def test_awaited_calls_work_from_an_event_loop_in_the_calling_thread(lab: Lab) -
 
     answers = asyncio.run(from_a_cell())
     assert [a["message"] for a in answers] == ["Hello a0!", "Hello a1!", "Hello a2!"]
+
+
+def test_a_blocking_calling_thread_does_not_stall_handlers(lab: Lab) -> None:
+    """A notebook cell that computes (holding the main thread, no I/O, no sleeping) while a
+    handler runs: the handler still finishes."""
+    name = f"blocked-{uuid.uuid4()}"
+    lab.ingress.send("Greeter", "greet", {"name": name, "delay_seconds": 0.2})
+
+    def greeting_sent() -> bool:
+        drafts = mailer.ledger.entries("draft", name=name)
+        return bool(drafts) and mailer.ledger.count("send",
+                                                    greeting_id=drafts[0]["greeting_id"]) == 1
+
+    deadline = time.monotonic() + 30
+    while not greeting_sent():
+        sum(i * i for i in range(20_000))  # busy, like a long-running cell
+        assert time.monotonic() < deadline, "the handler stalled while the caller was busy"
 
 
 def test_an_interrupt_does_not_stop_the_service_host(lab: Lab) -> None:
