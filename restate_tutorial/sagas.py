@@ -12,7 +12,9 @@ Two-phase APIs hand out an id that is needed to cancel, so their compensation is
 the id is known: a reservation that failed was never confirmed and needs no undo. The payment
 is one call whose outcome is uncertain on error, so its refund is pushed first; the payment
 API uses the idempotency key to tell whether there is anything to refund. Every compensation
-is idempotent, and every step is journaled, so retries and crashes never repeat an effect.
+is idempotent, every step is journaled, and every side effect carries a key from the journal
+(a step can run again if a crash falls between doing it and journaling it), so retries,
+crashes and failovers never repeat an effect.
 """
 
 from __future__ import annotations
