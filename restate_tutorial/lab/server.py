@@ -159,7 +159,6 @@ class ExternalRestate:
     def __init__(self, admin_url: str, ingress_url: str) -> None:
         self.admin_url = admin_url.rstrip("/")
         self.ingress_url = ingress_url.rstrip("/")
-        self.data_dir = None
 
     @classmethod
     def from_env(cls) -> ExternalRestate | None:

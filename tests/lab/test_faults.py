@@ -112,6 +112,20 @@ def test_cli_up_serves_and_stops_cleanly_on_sigterm() -> None:
         seed = httpx.post(f"{ingress}/BookingWorkflow/trip123/Run", json=SEED_BOOKING, timeout=30)
         assert seed.status_code == 402
         assert seed.json()["message"] == "This payment should never be accepted! Aborting booking."
+        # `up` subscribed the seed's topics: a record on social-media-posts gets processed.
+        admin = ready.split("admin ")[1].split()[0]
+        kafka = KafkaBroker(bootstrap_servers=ready.split("Kafka ")[1].split()[0])
+        kafka.produce("social-media-posts", "userid1",
+                      {"content": "Hi! This is my first post!", "metadata": "public"})
+        kafka.stop()
+
+        def processed() -> bool:
+            rows = httpx.post(f"{admin}/query", headers={"accept": "application/json"}, json={
+                "query": "SELECT count(*) AS n FROM sys_invocation WHERE target = "
+                         "'UserFeed/userid1/ProcessPost' AND status = 'completed'"}).json()
+            return rows["rows"][0]["n"] == 1
+
+        wait_until(processed, 60, "the record on social-media-posts to be processed")
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(30)
