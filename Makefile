@@ -27,8 +27,10 @@ $(TOOLS_STAMP):
 		@restatedev/restatectl@$(RESTATE_VERSION)
 	touch $@
 
+# JupyterLab on loopback only; it refuses to run as root unless told (containers, CI machines).
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 test: setup
 	$(BIN)/ruff check restate_tutorial tests benchmarks
