@@ -10,20 +10,19 @@ import json
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from restate_tutorial.basics import greeter, visits  # noqa: E402
-from restate_tutorial.lab import Lab, wait_until  # noqa: E402
-from tests.services import inbox  # noqa: E402
+from benchmarks.kafka_throughput import subscribed_topic  # noqa: E402
+from restate_tutorial.__main__ import SERVICES  # noqa: E402
+from restate_tutorial.lab import Lab  # noqa: E402
 
 RUNS = 5
 
 
 def one_start() -> dict[str, float]:
-    lab = Lab([greeter, visits, inbox])
+    lab = Lab(SERVICES)
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
     lab.broker.start()
@@ -39,14 +38,7 @@ def one_start() -> dict[str, float]:
     marks["registration"] = time.perf_counter() - t
     marks["lab ready (total)"] = time.perf_counter() - t0
 
-    topic = f"bench-{uuid.uuid4().hex[:8]}"
-    lab.broker.create_topics(topic)
-    lab.broker.produce(topic, "k", {"n": 1})
-    t = time.perf_counter()
-    lab.subscribe(topic, "Inbox", "add")
-    wait_until(lambda: lab.ingress.call("Inbox", "messages", key="k") != [], 60, "first event",
-               interval=0.01)
-    marks["subscription → first event"] = time.perf_counter() - t
+    _, marks["subscription → first event"] = subscribed_topic(lab)
     lab.stop()
     return marks
 
