@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from .errors import LabError
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 _children: list[subprocess.Popen[bytes]] = []
+_handed_out: set[int] = set()
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
@@ -79,11 +81,35 @@ def _reap_children() -> None:
         terminate(child, timeout=5.0)
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process has not
+    handed out before.
+
+    It is taken from below the kernel's ephemeral range, so that no outgoing connection can grab
+    it between now and the moment a server binds it (a port picked with ``bind(0)`` can).
+    """
+    low = _ephemeral_range()[0]
+    candidates = range(10000, low) if low > 11000 else range(low, 65536)
+    for _ in range(1000):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise LabError("Found no free TCP port on 127.0.0.1: free some ports and try again.")
 
 
 def ensure_port_free(port: int, what: str) -> None:

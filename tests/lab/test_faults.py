@@ -40,6 +40,13 @@ def test_port_in_use_is_one_clear_sentence_and_starts_nothing(tmp_path: Path) ->
     assert not server.running
 
 
+def test_free_ports_are_distinct_and_outside_the_ephemeral_range() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == len(ports)
+    assert all(p < low for p in ports)  # no outgoing connection can take one before it is bound
+
+
 def test_missing_server_binary_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
     monkeypatch.delenv("RESTATE_SERVER_BIN", raising=False)
@@ -139,6 +146,9 @@ def test_cli_up_runs_a_three_node_cluster() -> None:
                           text=True)
     try:
         ready = up.stdout.readline()  # type: ignore[union-attr]
+        if not ready:
+            up.wait(60)
+            pytest.fail(f"up exited with {up.returncode}: {up.stderr.read()}")  # type: ignore[union-attr]
         assert "(3-node cluster)" in ready, ready
         ingress = ready.split("ingress ")[1].split()[0]
         servers = [p for p in psutil.Process(up.pid).children() if "restate-server" in p.name()]
