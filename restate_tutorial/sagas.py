@@ -5,7 +5,7 @@
       ├─ CarRentals/Reserve   → reservation id      push: CarRentals/Cancel(id)
       ├─ payment key = ctx.uuid()  (durable)         push: refund(key)   ← *before* charging
       ├─ charge(key)           one shot; an error may hide a charge that went through
-      ├─ Flights/Confirm, CarRentals/Confirm
+      ├─ Flights/Confirm ∥ CarRentals/Confirm   (in parallel)
       └─ on TerminalError: run the pushed compensations last-in first-out, then fail
 
 Two-phase APIs hand out an id that is needed to cancel, so their compensation is pushed once
@@ -123,9 +123,11 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
         await ctx.run_typed("charge", charge, RunOptions(), payment_id, payment["card_number"],
                             payment["amount"])
 
-        # Everything is in place: confirm both reservations.
-        await ctx.service_call(flight_service.confirm, flight_id)
-        await ctx.service_call(car_service.confirm, car_id)
+        # Everything is in place: confirm both reservations, in parallel (they are independent).
+        confirmations = [ctx.service_call(flight_service.confirm, flight_id),
+                         ctx.service_call(car_service.confirm, car_id)]
+        for confirmation in confirmations:
+            await confirmation
     except TerminalError as error:
         log.error(str(error))
         # Undo in reverse order: the last thing done is the first undone.
