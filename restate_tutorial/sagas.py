@@ -28,7 +28,7 @@ from restate import Context, RunOptions, TerminalError, WorkflowContext
 
 from .payloads import JSON_INPUT, fields, text
 from .simulated import travel
-from .simulated.travel import PaymentDeclined, ReservationAPI, mask_card
+from .simulated.travel import PaymentDeclined, ReservationAPI, ReservationClosed, mask_card
 
 log = restate.getLogger("restate_tutorial.sagas")
 
@@ -59,10 +59,16 @@ def two_phase_service(name: str, noun: str, api: ReservationAPI,
         log.info(f"{noun} reserved: {reservation_id}")
         return reservation_id
 
+    def confirm_reservation(reservation_id: str) -> None:
+        try:
+            api.confirm(reservation_id)  # idempotent: a re-run after a crash changes nothing
+        except ReservationClosed as closed:
+            raise TerminalError(str(closed), 409) from None  # a retry would not help
+
     @service.handler(name="Confirm", input_serde=JSON_INPUT)
     async def confirm(ctx: Context, reservation_id: Any) -> None:
         reservation_id = text(reservation_id, "reservation id")
-        await ctx.run_typed("confirm", api.confirm, RunOptions(), reservation_id)
+        await ctx.run_typed("confirm", confirm_reservation, RunOptions(), reservation_id)
         log.info(f"{noun} confirmed: {reservation_id}")
 
     @service.handler(name="Cancel", input_serde=JSON_INPUT)

@@ -191,3 +191,25 @@ def test_compensations_are_idempotent() -> None:
     assert travel.payments.ledger.count("charge (repeated)") == 1
     assert travel.payments.refund(key) == "refunded"
     assert travel.payments.refund(key) == "already refunded"
+
+
+def test_confirm_is_idempotent_and_refuses_a_cancelled_reservation() -> None:
+    flight = travel.flights.reserve({"flight_id": "1", "passenger_name": "A"}, "request-2")
+    travel.flights.confirm(flight)
+    travel.flights.confirm(flight)  # a re-run after a crash: no error, no second effect
+    assert travel.flights.ledger.count("confirm") == 1
+    assert travel.flights.ledger.count("confirm (repeated)") == 1
+    car = travel.car_rentals.reserve({"pickup_location": "X", "rental_date": "D"}, "request-3")
+    travel.car_rentals.cancel(car)
+    with pytest.raises(travel.ReservationClosed, match="is cancelled, so it cannot be confirmed"):
+        travel.car_rentals.confirm(car)
+    assert travel.car_rentals.ledger.count("confirm") == 0
+
+
+def test_confirming_a_cancelled_reservation_is_a_terminal_409(lab: Lab) -> None:
+    car = travel.car_rentals.reserve({"pickup_location": "X", "rental_date": "D"}, "request-4")
+    travel.car_rentals.cancel(car)
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("CarRentals", "Confirm", f'"{car}"')  # a JSON string
+    assert refused.value.status == 409  # not retried: no retry would help
+    assert "cannot be confirmed" in refused.value.message

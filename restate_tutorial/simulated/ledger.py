@@ -47,30 +47,47 @@ class TransientFailure(RuntimeError):
 
 
 class ScriptedFailures:
-    """"Fail the next N calls of X", so failure demos are deterministic, never random."""
+    """"Fail the next N calls of X", so failure demos are deterministic, never random.
+
+    A failure comes either before the call takes effect (``fail_next``) or after it, as if the
+    answer got lost on the way back (``lose_answer_next``): the caller cannot tell the two
+    apart, which is why every step of the tutorial's services is safe to repeat.
+    """
 
     def __init__(self) -> None:
-        self._pending: Counter[str] = Counter()
-        self._fired: Counter[str] = Counter()
+        self._pending: Counter[tuple[str, bool]] = Counter()
+        self._fired: Counter[tuple[str, bool]] = Counter()
         self._lock = threading.Lock()
 
     def fail_next(self, call: str, times: int = 1) -> None:
         with self._lock:
-            self._pending[call] += times
+            self._pending[call, False] += times
+
+    def lose_answer_next(self, call: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``call`` take effect, then fail all the same."""
+        with self._lock:
+            self._pending[call, True] += times
 
     def check(self, call: str) -> None:
         """Raise TransientFailure if a failure of ``call`` is scripted (and use it up)."""
-        with self._lock:
-            if self._pending[call] <= 0:
-                return
-            self._pending[call] -= 1
-            self._fired[call] += 1
-        raise TransientFailure(f"scripted transient failure of {call}")
+        self._use(call, False, f"scripted transient failure of {call}")
 
-    def fired(self, call: str) -> int:
+    def check_answer(self, call: str) -> None:
+        """Called once ``call`` has taken effect: raise if its answer is to be lost."""
+        self._use(call, True, f"scripted lost answer of {call} (it did take effect)")
+
+    def _use(self, call: str, lost_answer: bool, message: str) -> None:
+        with self._lock:
+            if self._pending[call, lost_answer] <= 0:
+                return
+            self._pending[call, lost_answer] -= 1
+            self._fired[call, lost_answer] += 1
+        raise TransientFailure(message)
+
+    def fired(self, call: str, lost_answer: bool = False) -> int:
         """How many scripted failures of ``call`` have happened."""
         with self._lock:
-            return self._fired[call]
+            return self._fired[call, lost_answer]
 
     def clear(self) -> None:
         with self._lock:

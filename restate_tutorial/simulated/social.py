@@ -30,9 +30,11 @@ class SocialMedia:
                 post_id = self._by_request[request_id] = str(uuid.uuid4())
         if repeated is not None:
             self.ledger.record("create_post (repeated)", post_id=repeated, user_id=user_id)
-            return repeated
-        self.ledger.record("create_post", post_id=post_id, user_id=user_id,
-                           request_id=request_id, **post)
+            post_id = repeated
+        else:
+            self.ledger.record("create_post", post_id=post_id, user_id=user_id,
+                               request_id=request_id, **post)
+        self.failures.check_answer("create_post")
         return post_id
 
     def update_feed(self, user_id: str, post_id: str) -> None:
@@ -41,6 +43,7 @@ class SocialMedia:
         repeated = post_id in self.feed(user_id)
         self.ledger.record("update_feed (repeated)" if repeated else "update_feed",
                            post_id=post_id, user_id=user_id)
+        self.failures.check_answer("update_feed")
 
     def feed(self, user_id: str) -> list[str]:
         """The post ids in the user's feed, oldest first."""

@@ -25,8 +25,12 @@ def mask_card(card_number: str) -> str:
     return "*" * max(len(digits) - 4, 0) + digits[-4:]
 
 
+class ReservationClosed(Exception):
+    """Confirming a reservation that was cancelled (or never made): no retry will help."""
+
+
 class ReservationAPI:
-    """A two-phase booking API: reserve → (confirm | cancel). Cancel is idempotent."""
+    """A two-phase booking API: reserve → (confirm | cancel). Every call is idempotent."""
 
     def __init__(self, system: str) -> None:
         self.ledger = Ledger(system)
@@ -46,19 +50,26 @@ class ReservationAPI:
         if repeated is not None:
             self.ledger.record("reserve (repeated)", reservation_id=repeated,
                                request_id=request_id)
-            return repeated
-        self.ledger.record("reserve", reservation_id=reservation_id, request_id=request_id,
-                           **details)
+            reservation_id = repeated
+        else:
+            self.ledger.record("reserve", reservation_id=reservation_id, request_id=request_id,
+                               **details)
+        self.failures.check_answer("reserve")
         return reservation_id
 
     def confirm(self, reservation_id: str) -> None:
+        """Confirm; confirming a confirmed reservation again changes nothing (idempotent)."""
         self.failures.check("confirm")
         with self._lock:
-            if self._status.get(reservation_id) != "reserved":
-                raise ValueError(f"reservation {reservation_id} is "
-                                 f"{self._status.get(reservation_id, 'unknown')}")
-            self._status[reservation_id] = "confirmed"
-        self.ledger.record("confirm", reservation_id=reservation_id)
+            status = self._status.get(reservation_id)
+            if status == "reserved":
+                self._status[reservation_id] = "confirmed"
+        if status not in ("reserved", "confirmed"):
+            raise ReservationClosed(f"Reservation {reservation_id} is {status or 'unknown'}, so "
+                                    "it cannot be confirmed.")
+        self.ledger.record("confirm" if status == "reserved" else "confirm (repeated)",
+                           reservation_id=reservation_id)
+        self.failures.check_answer("confirm")
 
     def cancel(self, reservation_id: str) -> bool:
         """Cancel; ``False`` (and nothing changes) when it was already cancelled."""
@@ -68,6 +79,7 @@ class ReservationAPI:
             self._status[reservation_id] = "cancelled"
         self.ledger.record("cancel", reservation_id=reservation_id,
                            effect="already cancelled" if already else "cancelled")
+        self.failures.check_answer("cancel")
         return not already
 
     def status(self, reservation_id: str) -> str | None:
@@ -100,6 +112,7 @@ class PaymentAPI:
             self._charged.setdefault(idempotency_key, "charged")
         self.ledger.record("charge (repeated)" if repeated else "charge",
                            payment_id=idempotency_key, card=card, amount=amount)
+        self.failures.check_answer("charge")
         return idempotency_key
 
     def refund(self, idempotency_key: str) -> str:
@@ -112,6 +125,7 @@ class PaymentAPI:
         effect = {"charged": "refunded", "refunded": "already refunded"}.get(
             before or "", "nothing was charged")
         self.ledger.record("refund", payment_id=idempotency_key, effect=effect)
+        self.failures.check_answer("refund")
         return effect
 
 
