@@ -81,12 +81,12 @@ def _reap_children() -> None:
         terminate(child, timeout=5.0)
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port() -> int:
@@ -96,7 +96,7 @@ def free_port() -> int:
     It is taken from below the kernel's ephemeral range, so that no outgoing connection can grab
     it between now and the moment a server binds it (a port picked with ``bind(0)`` can).
     """
-    low = _ephemeral_range()[0]
+    low = _ephemeral_low()
     candidates = range(10000, low) if low > 11000 else range(low, 65536)
     for _ in range(1000):
         port = random.choice(candidates)
