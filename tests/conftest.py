@@ -12,6 +12,7 @@ os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
 from restate_tutorial.__main__ import SERVICES  # noqa: E402
 from restate_tutorial.lab import Lab  # noqa: E402
+from restate_tutorial.simulated import social, travel  # noqa: E402
 
 from .services import inbox  # noqa: E402
 
@@ -20,3 +21,13 @@ from .services import inbox  # noqa: E402
 def lab() -> Iterator[Lab]:
     with Lab([*SERVICES, inbox]) as running:
         yield running
+
+
+@pytest.fixture
+def fresh_ledgers() -> Iterator[None]:
+    """Empty ledgers and no scripted failures in the simulated systems, before and after."""
+    travel.reset()
+    social.reset()
+    yield
+    travel.reset()
+    social.reset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,11 +21,7 @@ def feed(lab: Lab) -> Lab:
     return lab
 
 
-@pytest.fixture(autouse=True)
-def fresh_ledgers() -> Iterator[None]:
-    social.reset()
-    yield
-    social.reset()
+pytestmark = pytest.mark.usefixtures("fresh_ledgers")
 
 
 def user(name: str) -> str:

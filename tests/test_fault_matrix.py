@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,7 @@ from restate_tutorial.simulated import mailer, social, travel
 GOOD_CARD = "5555555555554444"
 
 
-@pytest.fixture(autouse=True)
-def fresh_ledgers() -> Iterator[None]:
-    travel.reset()
-    social.reset()
-    yield
-    travel.reset()
-    social.reset()
+pytestmark = pytest.mark.usefixtures("fresh_ledgers")
 
 
 def booking(card: str = GOOD_CARD) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,11 +27,7 @@ def trip() -> str:
     return f"trip-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(autouse=True)
-def fresh_ledgers() -> Iterator[None]:
-    travel.reset()
-    yield
-    travel.reset()
+pytestmark = pytest.mark.usefixtures("fresh_ledgers")
 
 
 def test_seed_request_fails_and_compensates_in_reverse_order(lab: Lab) -> None:
