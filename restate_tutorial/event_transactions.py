@@ -2,7 +2,7 @@
 
     Kafka topic social-media-posts, record key = user id
       └─▶ UserFeed/<user id>/ProcessPost   (a virtual object: one event per user at a time)
-            ├─ run "create post"       → post id (journaled: a retry reuses it)
+            ├─ run "request id", run "create post"  → post id (journaled: a retry reuses it)
             ├─ loop: run "check moderation"; while PENDING, durable sleep (default 5 s)
             └─ run "update feed"
 
@@ -20,6 +20,7 @@ from typing import Any
 import restate
 from restate import ObjectContext, RunOptions, TerminalError
 
+from .keys import unique_key
 from .payloads import JSON_INPUT, fields
 from .simulated.social import moderation, social_media
 
@@ -45,9 +46,10 @@ async def process_post(ctx: ObjectContext, record: Any) -> None:
     post = fields(record, "social media post", content=str, metadata=str)
 
     # Create the post; its id is journaled, so recovery continues with the same post (the
-    # request id lets the backend recognise a re-run of the step, should one ever happen).
+    # journaled request id lets the backend recognise a re-run of the step).
+    request_id = await unique_key(ctx, "request id")
     post_id = await ctx.run_typed("create post", social_media.create_post, RunOptions(),
-                                  user_id, post, str(ctx.uuid()))
+                                  user_id, post, request_id)
     log.info(f"Created post {post_id} for user {user_id} with content: {post['content']}")
 
     # Wait for moderation: check in a journaled step, sleep durably in between.

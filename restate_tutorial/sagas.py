@@ -3,7 +3,8 @@
     BookingWorkflow/Run (trip id)
       ├─ Flights/Reserve      → reservation id      push: Flights/Cancel(id)
       ├─ CarRentals/Reserve   → reservation id      push: CarRentals/Cancel(id)
-      ├─ payment key = ctx.uuid()  (durable)         push: refund(key)   ← *before* charging
+      ├─ payment key = run "payment key" (a random uuid4, journaled)   push: refund(key)
+      │                                                    ← the refund is pushed *before* charging
       ├─ charge(key)           one shot; an error may hide a charge that went through
       ├─ Flights/Confirm ∥ CarRentals/Confirm   (in parallel)
       └─ on TerminalError: run the pushed compensations last-in first-out, then fail
@@ -26,6 +27,7 @@ from typing import Any
 import restate
 from restate import Context, RunOptions, TerminalError, WorkflowContext
 
+from .keys import unique_key
 from .payloads import JSON_INPUT, fields, text
 from .simulated import travel
 from .simulated.travel import PaymentDeclined, ReservationAPI, ReservationClosed, mask_card
@@ -52,10 +54,12 @@ def two_phase_service(name: str, noun: str, api: ReservationAPI,
     @service.handler(name="Reserve", input_serde=JSON_INPUT)
     async def reserve(ctx: Context, request: Any) -> str:
         details = fields(request, noun.lower(), **request_fields)
-        # Journaled: a retry after this point reuses the id instead of reserving again. The
-        # request id (from the journal) makes even a re-run of the step reserve only once.
+        # A request id of this call's own, from the journal: even a re-run of the step below
+        # (its answer lost) reserves only once.
+        request_id = await unique_key(ctx, "request id")
+        # Journaled: a retry after this point reuses the reservation id instead of reserving again.
         reservation_id = await ctx.run_typed("reserve", api.reserve, RunOptions(), details,
-                                             str(ctx.uuid()))
+                                             request_id)
         log.info(f"{noun} reserved: {reservation_id}")
         return reservation_id
 
@@ -122,8 +126,9 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
         car_id = await ctx.service_call(car_service.reserve, car)
         compensations.append(lambda: ctx.service_call(car_service.cancel, car_id))
 
-        # The payment key is generated once and stored in the journal: retries reuse it.
-        payment_id = str(ctx.uuid())
+        # The payment key: made once per run and journaled, so retries reuse it and a new
+        # booking of the same trip id gets a new one (not ctx.uuid(): see keys.py).
+        payment_id = await unique_key(ctx, "payment key")
         # Push the refund *before* charging: an error may hide a charge that went through.
         compensations.append(lambda: ctx.run_typed("refund", refund, RunOptions(), payment_id))
         await ctx.run_typed("charge", charge, RunOptions(), payment_id, payment["card_number"],

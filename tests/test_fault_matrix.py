@@ -41,7 +41,7 @@ SAGA_POINTS = {
     "after the car is reserved, before the charge": (travel.payments.failures, "charge",
                                                      GOOD_CARD, "Notification: Call", 2),
     "after the charge, before the confirmations": (travel.flights.failures, "confirm",
-                                                   GOOD_CARD, "Notification: Run", 1),
+                                                   GOOD_CARD, "Notification: Run", 2),
     "in the middle of the compensations": (travel.car_rentals.failures, "cancel",
                                            travel.DECLINED_TEST_CARD, "Command: Call", 3),
 }

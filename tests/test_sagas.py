@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from typing import Any
 
@@ -68,12 +69,15 @@ def test_sequence_diagram_is_drawn_from_the_recorded_journal(lab: Lab) -> None:
     with pytest.raises(IngressError):
         lab.ingress.attach(invocation)
     diagram = views.sequence(lab.admin, invocation)
-    calls = [(s, t, label.split(" ")[0]) for s, t, label in diagram.steps
+    # One list, in the order of the journal: the refund comes before the car's cancellation,
+    # which comes before the flight's.
+    calls = [(s, t, re.split(r" [✓✗]", label)[0]) for s, t, label in diagram.steps
              if label.startswith(("Reserve", "Cancel", "run"))]
     assert calls == [("BookingWorkflow", "Flights", "Reserve"),
                      ("BookingWorkflow", "CarRentals", "Reserve"),
-                     ("BookingWorkflow", "BookingWorkflow", "run"),
-                     ("BookingWorkflow", "BookingWorkflow", "run"),
+                     ("BookingWorkflow", "BookingWorkflow", "run payment key"),
+                     ("BookingWorkflow", "BookingWorkflow", "run charge"),
+                     ("BookingWorkflow", "BookingWorkflow", "run refund"),
                      ("BookingWorkflow", "CarRentals", "Cancel"),
                      ("BookingWorkflow", "Flights", "Cancel")]
     assert "run charge ✗ [402]" in str(diagram) and "run refund ✓" in str(diagram)
@@ -208,3 +212,26 @@ def test_confirming_a_cancelled_reservation_is_a_terminal_409(lab: Lab) -> None:
         lab.ingress.call("CarRentals", "Confirm", f'"{car}"')  # a JSON string
     assert refused.value.status == 409  # not retried: no retry would help
     assert "cannot be confirmed" in refused.value.message
+
+
+def test_rebooking_a_purged_trip_id_gets_a_payment_key_of_its_own(lab: Lab) -> None:
+    """A trip id is free again once its run is purged. The new run must not inherit the old
+    run's payment key (ctx.uuid() would: it derives from the workflow id), or the payment API
+    takes the new charge for a repeat of the old one, and a later declined run of the same id
+    refunds an earlier trip."""
+    key = trip()
+    runs = []
+    for _ in range(2):
+        runs.append(lab.ingress.call("BookingWorkflow", "Run", booking(), key=key))
+        lab.cli("invocations", "purge", f"BookingWorkflow/{key}")
+    with pytest.raises(IngressError) as declined:
+        lab.ingress.call("BookingWorkflow", "Run", booking(travel.DECLINED_TEST_CARD), key=key)
+    assert declined.value.status == 402
+
+    first, second = (run["payment"] for run in runs)
+    assert first != second
+    assert travel.payments.ledger.count("charge") == 2
+    assert travel.payments.ledger.count("charge (repeated)") == 0
+    refunds = travel.payments.ledger.entries("refund")
+    assert [r["effect"] for r in refunds] == ["nothing was charged"]
+    assert refunds[0]["payment_id"] not in (first, second)

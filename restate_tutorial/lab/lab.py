@@ -55,6 +55,30 @@ class LabPorts:
 
 
 _started: list[Lab] = []
+DATA_DIR_PREFIX = "restate-lab-"
+OWNER_FILE = "owner.pid"
+
+
+def _remove_abandoned_data_dirs() -> None:
+    """Delete the data dirs of labs whose process died without cleaning up (e.g. SIGKILLed):
+    everything a lab's processes write is inside its data dir, so nothing else is left."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{DATA_DIR_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not a lab's, or still being set up
+        if owner != os.getpid() and not _process_exists(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Lab:
@@ -75,7 +99,11 @@ class Lab:
         self.services = list(services)
         self.ports = ports or LabPorts.free(nodes)
         self._owns_data_dir = data_dir is None
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="restate-lab-"))
+        if data_dir is None:
+            _remove_abandoned_data_dirs()
+            data_dir = Path(tempfile.mkdtemp(prefix=DATA_DIR_PREFIX))
+            (data_dir / OWNER_FILE).write_text(str(os.getpid()))
+        self.data_dir = Path(data_dir)
         self.topics = list(topics)
         self.server: RestateServer | RestateCluster | ExternalRestate = (
             ExternalRestate.from_env()

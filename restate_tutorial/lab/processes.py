@@ -5,13 +5,16 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import queue
 import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from .errors import LabError
@@ -39,18 +42,55 @@ def spawn(args: Sequence[str], log_file: Path, env: dict[str, str] | None = None
     """Start ``args`` with output appended to ``log_file``; it dies when this process dies.
 
     The child gets its own session so that a Ctrl-C in a terminal reaches only us: we decide
-    when it stops. (Linux ties the death signal to the spawning *thread*: start the lab from the
-    main thread, as notebooks and the CLI do.)
+    when it stops. Safe from any thread: see :func:`_in_spawner_thread`.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        child = subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log_file, "ab") as log:
+            return subprocess.Popen(
+                list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+
+    child = _in_spawner_thread(start)
     _children.append(child)
     return child
+
+
+_spawn_requests: queue.SimpleQueue[tuple[Callable[[], subprocess.Popen[bytes]],
+                                         Future[subprocess.Popen[bytes]]]] = queue.SimpleQueue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _in_spawner_thread(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Run ``start`` in the one thread that forks every child, and return its result.
+
+    Linux sends the death signal (PR_SET_PDEATHSIG) when the *thread* that forked the child
+    exits, not the process. Were children forked by the calling thread, a lab started from a
+    worker thread would lose restate-server and the broker when that thread ended. The spawner
+    thread lives as long as the process (a daemon: it ends only with it).
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = threading.Thread(target=_serve_spawn_requests, name="lab-spawner",
+                                        daemon=True)
+            _spawner.start()
+    result: Future[subprocess.Popen[bytes]] = Future()
+    _spawn_requests.put((start, result))
+    return result.result()
+
+
+def _serve_spawn_requests() -> None:
+    while True:
+        start, result = _spawn_requests.get()
+        try:
+            result.set_result(start())
+        except BaseException as error:  # handed to the caller
+            result.set_exception(error)
 
 
 def terminate(child: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -93,8 +93,11 @@ class RestateServer:
             "RESTATE_ADMIN__BIND_ADDRESS": f"{LOOPBACK}:{self.ports.admin}",
             # The lab registers its own broker through the admin API instead.
             "RESTATE_INGRESS__KAFKA_CLUSTERS": "[]",
+            # restate-server leaves `invoker-<id>` dirs in $TMPDIR: keep them in the data dir.
+            "TMPDIR": str(self.data_dir / "tmp"),
             **self.cluster_env,
         }
+        (self.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
         self._process = processes.spawn(
             [str(binary), "--config-file", str(CONFIG_FILE), "--no-logo"],
             self.log_file, env=env, cwd=self.data_dir,

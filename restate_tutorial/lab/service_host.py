@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from hypercorn.asyncio import serve
+from hypercorn.asyncio.worker_context import AsyncioSingleTask
 from hypercorn.config import Config
 
 from . import processes
@@ -27,7 +28,14 @@ class ServiceHost:
     """Hypercorn serving one ASGI app (``restate.app([...])``) on 127.0.0.1.
 
     ``stop()`` behaves like a crash of the service process: in-flight handlers are cut off, and
-    Restate retries them once ``start()`` brings the host back on the same port.
+    Restate retries them once ``start()`` brings the host back on the same port. One thing a
+    crash would stop is let finish: a ``ctx.run`` step already running in a worker thread (the
+    SDK runs synchronous steps in a thread pool, and a thread cannot be killed). ``stop()``
+    returns only once those threads are done, so their effects land *before* the host is back —
+    never concurrently with Restate's retry of the same step. Their answers are lost: Restate
+    runs those steps again, which the keys of the simulated systems turn into repeats. (A real
+    zombie — a frozen or cut-off process that wakes up — has no such fence: there, only
+    idempotent downstream calls keep a repeat harmless.)
     """
 
     def __init__(self, app: Any, port: int | None = None) -> None:
@@ -78,6 +86,8 @@ class ServiceHost:
             for task in leftovers:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            # The fence: step functions still running in worker threads finish here.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     async def _serve(self) -> None:
@@ -102,7 +112,8 @@ class ServiceHost:
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
             thread.join(timeout / 2)
         if thread.is_alive():
-            raise LabError(f"The service host {self.url} did not stop within {timeout:g} s.")
+            raise LabError(f"The service host {self.url} did not stop within {timeout:g} s: a "
+                           "ctx.run step is still running in it; let it finish, then stop again.")
         self._thread = None
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -117,4 +128,27 @@ class ServiceHost:
 
     def __repr__(self) -> str:
         return f"ServiceHost({self.url}, {'serving' if self.running else 'stopped'})"
+
+
+async def _restart_idle_timer(self: AsyncioSingleTask, task_group: Any, action: Any) -> None:
+    """hypercorn 0.18's ``AsyncioSingleTask.restart``, minus its bug: when a connection ends
+    while its task group shuts down (every connection, when the host stops with handlers in
+    flight), the group refuses the new idle timer and the timer's coroutine was never awaited —
+    a RuntimeWarning printed under a learner's cell. Here the refused coroutine is closed."""
+    async with self._lock:
+        if self._handle is not None:
+            self._handle.cancel()
+            try:
+                await self._handle
+            except asyncio.CancelledError:
+                pass
+        timer = action()
+        try:
+            self._handle = task_group._task_group.create_task(timer)
+        except RuntimeError:  # the task group is shutting down: no timer needed
+            timer.close()
+            self._handle = None
+
+
+AsyncioSingleTask.restart = _restart_idle_timer  # type: ignore[method-assign]
 

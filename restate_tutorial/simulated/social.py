@@ -24,25 +24,24 @@ class SocialMedia:
     def create_post(self, user_id: str, post: dict[str, Any], request_id: str) -> str:
         """Create a post; the same ``request_id`` again returns the same post (idempotent)."""
         self.failures.check("create_post")
-        with self._lock:
-            repeated = self._by_request.get(request_id)
-            if repeated is None:
+        with self._lock:  # check and record at once: two overlapping repeats create one post
+            post_id = self._by_request.get(request_id)
+            if post_id is not None:
+                self.ledger.record("create_post (repeated)", post_id=post_id, user_id=user_id)
+            else:
                 post_id = self._by_request[request_id] = str(uuid.uuid4())
-        if repeated is not None:
-            self.ledger.record("create_post (repeated)", post_id=repeated, user_id=user_id)
-            post_id = repeated
-        else:
-            self.ledger.record("create_post", post_id=post_id, user_id=user_id,
-                               request_id=request_id, **post)
+                self.ledger.record("create_post", post_id=post_id, user_id=user_id,
+                                   request_id=request_id, **post)
         self.failures.check_answer("create_post")
         return post_id
 
     def update_feed(self, user_id: str, post_id: str) -> None:
         """Add the post to the user's feed, once (a post already there is left alone)."""
         self.failures.check("update_feed")
-        repeated = post_id in self.feed(user_id)
-        self.ledger.record("update_feed (repeated)" if repeated else "update_feed",
-                           post_id=post_id, user_id=user_id)
+        with self._lock:
+            repeated = post_id in self.feed(user_id)
+            self.ledger.record("update_feed (repeated)" if repeated else "update_feed",
+                               post_id=post_id, user_id=user_id)
         self.failures.check_answer("update_feed")
 
     def feed(self, user_id: str) -> list[str]:
@@ -70,7 +69,7 @@ class Moderation:
             self._checks[post_id] += 1
             needed = self._per_user.get(user_id, self.checks_needed)
             status = "DONE" if self._checks[post_id] >= needed else "PENDING"
-        self.ledger.record("check", post_id=post_id, user_id=user_id, status=status)
+            self.ledger.record("check", post_id=post_id, user_id=user_id, status=status)
         return status
 
     def reset(self) -> None:

@@ -2,8 +2,11 @@
 
 Flights and car rentals book in two phases (reserve → confirm or cancel, by reservation id).
 Payments go through in one shot, deduplicated by a client-generated idempotency key.
-Every call is written to the API's ledger — a repeated one (same idempotency key or request id)
-as "<action> (repeated)", with no second effect; card numbers only ever masked.
+Every call that reaches an API is written to its ledger — a repeated one (same idempotency key
+or request id) as "<action> (repeated)" with no second effect, a refused confirmation as
+"confirm (refused)" — except scripted failures, which the API's ``failures`` count instead.
+Each check-and-record happens under one lock, so overlapping repeats (a retry racing a step
+still running in a crashed host's thread) take effect once. Card numbers are only ever masked.
 """
 
 from __future__ import annotations
@@ -42,18 +45,16 @@ class ReservationAPI:
     def reserve(self, details: dict[str, Any], request_id: str) -> str:
         """Reserve; the same ``request_id`` again returns the same reservation (idempotent)."""
         self.failures.check("reserve")
-        with self._lock:
-            repeated = self._by_request.get(request_id)
-            if repeated is None:
+        with self._lock:  # check and record at once: two overlapping repeats reserve once
+            reservation_id = self._by_request.get(request_id)
+            if reservation_id is not None:
+                self.ledger.record("reserve (repeated)", reservation_id=reservation_id,
+                                   request_id=request_id)
+            else:
                 reservation_id = self._by_request[request_id] = str(uuid.uuid4())
                 self._status[reservation_id] = "reserved"
-        if repeated is not None:
-            self.ledger.record("reserve (repeated)", reservation_id=repeated,
-                               request_id=request_id)
-            reservation_id = repeated
-        else:
-            self.ledger.record("reserve", reservation_id=reservation_id, request_id=request_id,
-                               **details)
+                self.ledger.record("reserve", reservation_id=reservation_id,
+                                   request_id=request_id, **details)
         self.failures.check_answer("reserve")
         return reservation_id
 
@@ -62,13 +63,14 @@ class ReservationAPI:
         self.failures.check("confirm")
         with self._lock:
             status = self._status.get(reservation_id)
-            if status == "reserved":
-                self._status[reservation_id] = "confirmed"
-        if status not in ("reserved", "confirmed"):
-            raise ReservationClosed(f"Reservation {reservation_id} is {status or 'unknown'}, so "
-                                    "it cannot be confirmed.")
-        self.ledger.record("confirm" if status == "reserved" else "confirm (repeated)",
-                           reservation_id=reservation_id)
+            if status not in ("reserved", "confirmed"):
+                self.ledger.record("confirm (refused)", reservation_id=reservation_id,
+                                   status=status or "unknown")
+                raise ReservationClosed(f"Reservation {reservation_id} is {status or 'unknown'}, "
+                                        "so it cannot be confirmed.")
+            self._status[reservation_id] = "confirmed"
+            self.ledger.record("confirm" if status == "reserved" else "confirm (repeated)",
+                               reservation_id=reservation_id)
         self.failures.check_answer("confirm")
 
     def cancel(self, reservation_id: str) -> bool:
@@ -77,8 +79,8 @@ class ReservationAPI:
         with self._lock:
             already = self._status.get(reservation_id) == "cancelled"
             self._status[reservation_id] = "cancelled"
-        self.ledger.record("cancel", reservation_id=reservation_id,
-                           effect="already cancelled" if already else "cancelled")
+            self.ledger.record("cancel", reservation_id=reservation_id,
+                               effect="already cancelled" if already else "cancelled")
         self.failures.check_answer("cancel")
         return not already
 
@@ -104,14 +106,15 @@ class PaymentAPI:
         """Charge once per key (a repeated key returns the same payment, no second charge)."""
         self.failures.check("charge")
         card = mask_card(card_number)
-        if card_number == DECLINED_TEST_CARD:
-            self.ledger.record("decline", payment_id=idempotency_key, card=card, amount=amount)
-            raise PaymentDeclined(DECLINE_MESSAGE)
-        with self._lock:
+        with self._lock:  # check and record at once: two overlapping repeats charge once
+            if card_number == DECLINED_TEST_CARD:
+                self.ledger.record("decline", payment_id=idempotency_key, card=card,
+                                   amount=amount)
+                raise PaymentDeclined(DECLINE_MESSAGE)
             repeated = idempotency_key in self._charged
             self._charged.setdefault(idempotency_key, "charged")
-        self.ledger.record("charge (repeated)" if repeated else "charge",
-                           payment_id=idempotency_key, card=card, amount=amount)
+            self.ledger.record("charge (repeated)" if repeated else "charge",
+                               payment_id=idempotency_key, card=card, amount=amount)
         self.failures.check_answer("charge")
         return idempotency_key
 
@@ -122,9 +125,9 @@ class PaymentAPI:
             before = self._charged.get(idempotency_key)
             if before == "charged":
                 self._charged[idempotency_key] = "refunded"
-        effect = {"charged": "refunded", "refunded": "already refunded"}.get(
-            before or "", "nothing was charged")
-        self.ledger.record("refund", payment_id=idempotency_key, effect=effect)
+            effect = {"charged": "refunded", "refunded": "already refunded"}.get(
+                before or "", "nothing was charged")
+            self.ledger.record("refund", payment_id=idempotency_key, effect=effect)
         self.failures.check_answer("refund")
         return effect
 

@@ -16,8 +16,10 @@ import psutil
 import pytest
 
 from restate_tutorial.__main__ import SEED_BOOKING
+from restate_tutorial.basics import greeter
 from restate_tutorial.lab import (
     KafkaBroker,
+    Lab,
     LabError,
     RestatePorts,
     RestateServer,
@@ -78,24 +80,39 @@ def test_unreachable_admin_and_sql_errors_are_clear(lab) -> None:  # noqa: ANN00
         lab.admin.register_deployment(f"http://127.0.0.1:{free_port()}")
 
 
-def test_no_child_outlives_a_sigkilled_parent(tmp_path: Path) -> None:
-    script = textwrap.dedent("""
-        import sys
+@pytest.mark.parametrize("started_from", ["the main thread", "a worker thread"])
+def test_no_child_outlives_a_sigkilled_parent(started_from: str) -> None:
+    """Nothing runs on after the process that started the lab is SIGKILLed, and its data dir
+    (the only place its processes wrote to) goes with the next lab this machine starts."""
+    script = textwrap.dedent(f"""
+        import sys, threading
         from restate_tutorial.lab import Lab
         from restate_tutorial.basics import greeter
-        lab = Lab([greeter]).start()
-        print(lab.server.pid, lab.broker._process.pid, flush=True)
+        labs = []
+        start = lambda: labs.append(Lab([greeter]).start())
+        if {started_from == "a worker thread"}:
+            thread = threading.Thread(target=start)
+            thread.start()
+            thread.join()
+        else:
+            start()
+        lab = labs[0]
+        print(lab.server.pid, lab.broker._process.pid, lab.data_dir, flush=True)
         sys.stdin.read()
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
-        pids = [int(p) for p in parent.stdout.readline().split()]  # type: ignore[union-attr]
+        *pids, data_dir = parent.stdout.readline().split()  # type: ignore[union-attr]
+        pids = [int(p) for p in pids]
         assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
     finally:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
     wait_until(lambda: not any(_alive(p) for p in pids), 10, "children to die with the parent")
+    assert Path(data_dir).is_dir()
+    Lab([greeter]).stop()  # a new lab clears what a dead one left
+    assert not Path(data_dir).exists()
 
 
 def _alive(pid: int) -> bool:

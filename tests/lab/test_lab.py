@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from restate_tutorial.lab import IngressError, Lab
+from restate_tutorial.basics import greeter
+from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.simulated import mailer
 
 
@@ -119,3 +124,39 @@ def test_an_interrupt_does_not_stop_the_service_host(lab: Lab) -> None:
 def test_ingress_timeout_says_the_invocation_keeps_running(lab: Lab) -> None:
     with pytest.raises(Exception, match="Restate keeps running it"):
         lab.ingress.call("Greeter", "greet", {"name": "slow", "delay_seconds": 2}, timeout=0.3)
+
+
+def test_a_lab_started_from_a_thread_outlives_the_thread() -> None:
+    """Linux kills a child when the *thread* that forked it ends (PR_SET_PDEATHSIG): a lab
+    started, or restarted, from a worker thread must keep its processes all the same."""
+    started: list[Lab] = []
+
+    def in_a_thread(action: Callable[[], object]) -> None:
+        thread = threading.Thread(target=action)
+        thread.start()
+        thread.join()
+        task = Path(f"/proc/self/task/{thread.native_id}")
+        wait_until(lambda: not task.exists(), 5, "the thread to be gone")
+
+    in_a_thread(lambda: started.append(Lab([greeter]).start()))
+    lab = started[0]
+    try:
+        assert lab.running
+        in_a_thread(lab.server.restart)
+        in_a_thread(lambda: lab.broker.kill() or lab.broker.start())
+        assert lab.running
+        assert lab.ingress.call("Greeter", "greet", {"name": "T", "delay_seconds": 0})
+    finally:
+        lab.stop()
+
+
+def test_a_lab_leaves_nothing_in_the_temp_dir() -> None:
+    """Everything the lab's processes write stays in its data dir, which stop() deletes —
+    restate-server's crash-restarts included."""
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.iterdir())
+    with Lab([greeter]) as lab:
+        assert lab.data_dir.parent == temp
+        lab.server.restart()
+        lab.ingress.call("Greeter", "greet", {"name": "T", "delay_seconds": 0})
+    assert set(temp.iterdir()) - before == set()
