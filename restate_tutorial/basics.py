@@ -12,8 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from restate import Context, ObjectContext, RunOptions, TerminalError
+from restate import Context, ObjectContext, RunOptions, TerminalError, WorkflowContext
 
+from .keys import unique_key
 from .payloads import JSON_INPUT, fields
 from .simulated import mailer
 
@@ -45,3 +46,13 @@ async def visit(ctx: ObjectContext) -> int:
     count = (await ctx.get("count", type_hint=int) or 0) + 1
     ctx.set("count", count)
     return count
+
+
+key_demo = restate.Workflow("KeyDemo")
+
+
+@key_demo.main(name="Run")
+async def show_keys(ctx: WorkflowContext) -> dict[str, str]:
+    """Two ways to make a key: run the same workflow id twice (purging in between) to compare."""
+    return {"ctx.uuid()": str(ctx.uuid()),  # derived from the invocation id, i.e. the workflow id
+            "unique_key": await unique_key(ctx, "key")}  # a random uuid4, journaled

@@ -17,7 +17,7 @@ from typing import Any
 import restate
 from restate import ObjectContext, ObjectSharedContext, TerminalError
 
-from .payloads import JSON_INPUT, fields
+from .payloads import JSON_INPUT, clip, fields
 
 log = restate.getLogger("restate_tutorial.event_enrichment")
 
@@ -33,26 +33,35 @@ async def register_package(ctx: ObjectContext, request: Any) -> None:
     known = await ctx.get(STATE_KEY, type_hint=dict) or {"locations": []}
     ctx.set(STATE_KEY, {"finalDestination": registration["finalDestination"],
                         "locations": known["locations"]})
-    log.info(f"Package {ctx.key()} registered for {registration['finalDestination']}")
+    log.info(f"Package {clip(ctx.key())} registered for {clip(registration['finalDestination'])}")
 
 
 @package_tracker.handler(name="UpdateLocation", input_serde=JSON_INPUT)
 async def update_location(ctx: ObjectContext, event: Any) -> None:
-    if not ctx.key():  # a Kafka record without a key lands on the empty key
-        raise TerminalError("malformed location update: the record has no key (package id)", 400)
-    update = fields(event, "location update", location=str, timestamp=str)
-    info = await ctx.get(STATE_KEY, type_hint=dict)
-    if info is None:
-        # Terminal: retrying cannot register the package, and a retry loop would block the key.
-        raise TerminalError(f"package not found: {ctx.key()} was never registered", 404)
+    try:
+        if not ctx.key():  # a Kafka record without a key lands on the empty key
+            raise TerminalError("malformed location update: the record has no key (package id)",
+                                400)
+        update = fields(event, "location update", location=str, timestamp=str)
+        info = await ctx.get(STATE_KEY, type_hint=dict)
+        if info is None:
+            # Terminal: retrying cannot register the package; a retry loop would block the key.
+            raise TerminalError(f"package not found: {clip(ctx.key())} was never registered",
+                                404)
+    except TerminalError as rejected:  # terminal: the key moves on; say so where people look
+        log.warning(f"Rejected a location update for package {clip(ctx.key())!r} "
+                    f"(PackageTracker/UpdateLocation, e.g. a record on package-location-updates): "
+                    f"{rejected}")
+        raise
     info["locations"].append(update)
     ctx.set(STATE_KEY, info)
-    log.info(f"Package {ctx.key()} is at {update['location']} ({update['timestamp']})")
+    log.info(f"Package {clip(ctx.key())} is at {clip(update['location'])} "
+             f"({clip(update['timestamp'])})")
 
 
 @package_tracker.handler(name="getPackageInfo", kind="shared")
 async def get_package_info(ctx: ObjectSharedContext) -> dict[str, Any]:
     info = await ctx.get(STATE_KEY, type_hint=dict)
     if info is None:
-        raise TerminalError(f"package not found: {ctx.key()} was never registered", 404)
+        raise TerminalError(f"package not found: {clip(ctx.key())} was never registered", 404)
     return info

@@ -21,7 +21,7 @@ import restate
 from restate import ObjectContext, RunOptions, TerminalError
 
 from .keys import unique_key
-from .payloads import JSON_INPUT, fields
+from .payloads import JSON_INPUT, clip, fields
 from .simulated.social import moderation, social_media
 
 log = restate.getLogger("restate_tutorial.event_transactions")
@@ -41,16 +41,23 @@ user_feed = restate.VirtualObject("UserFeed")
 @user_feed.handler(name="ProcessPost", input_serde=JSON_INPUT)
 async def process_post(ctx: ObjectContext, record: Any) -> None:
     user_id = ctx.key()
-    if not user_id:  # a Kafka record without a key lands on the empty key
-        raise TerminalError("malformed social media post: the record has no key (user id)", 400)
-    post = fields(record, "social media post", content=str, metadata=str)
+    try:
+        if not user_id:  # a Kafka record without a key lands on the empty key
+            raise TerminalError("malformed social media post: the record has no key (user id)",
+                                400)
+        post = fields(record, "social media post", content=str, metadata=str)
+    except TerminalError as rejected:  # terminal: the key moves on; say so where people look
+        log.warning(f"Rejected a post for user {clip(user_id)!r} (UserFeed/ProcessPost, e.g. "
+                    f"a record on social-media-posts): {rejected}")
+        raise
 
     # Create the post; its id is journaled, so recovery continues with the same post (the
     # journaled request id lets the backend recognise a re-run of the step).
     request_id = await unique_key(ctx, "request id")
     post_id = await ctx.run_typed("create post", social_media.create_post, RunOptions(),
                                   user_id, post, request_id)
-    log.info(f"Created post {post_id} for user {user_id} with content: {post['content']}")
+    log.info(f"Created post {post_id} for user {clip(user_id)} with content: "
+             f"{clip(post['content'])}")
 
     # Wait for moderation: check in a journaled step, sleep durably in between.
     interval = poll_interval
@@ -62,5 +69,5 @@ async def process_post(ctx: ObjectContext, record: Any) -> None:
     log.info(f"Content moderation for post {post_id} is done")
 
     # Put the post in the user's feed.
-    log.info(f"Updating the user feed for user {user_id} with post {post_id}")
+    log.info(f"Updating the user feed for user {clip(user_id)} with post {post_id}")
     await ctx.run_typed("update feed", social_media.update_feed, RunOptions(), user_id, post_id)

@@ -4,6 +4,9 @@ Public handlers declare ``input_serde=JSON_INPUT``. Unlike the SDK's default JSO
 parse errors become a 500), it hands the handler a :class:`Malformed` value, and the checks
 below turn that into a 400 that says what is wrong. Calls from other handlers
 (``ctx.service_call``) serialize through the same serde, as plain JSON.
+
+Limits: a body of more than ``MAX_BODY_BYTES`` is refused with 413, a text field of more than
+``MAX_TEXT_CHARS`` characters with 400 — both before the handler does anything.
 """
 
 from __future__ import annotations
@@ -15,18 +18,29 @@ from typing import Any
 from restate import TerminalError
 from restate.serde import Serde
 
+#: The largest request body a tutorial handler reads.
+MAX_BODY_BYTES = 64 * 1024
+#: The longest text field (a name, a location, a post…).
+MAX_TEXT_CHARS = 2_000
+#: How much of a user's text a log line shows.
+LOG_CLIP_CHARS = 80
+
 
 @dataclass(frozen=True)
 class Malformed:
     """A body that is not JSON; ``reason`` says why."""
 
     reason: str
+    status: int = 400
 
 
 class JsonInput(Serde[Any]):
     def deserialize(self, buf: bytes) -> Any:
         if not buf:
             return None
+        if len(buf) > MAX_BODY_BYTES:
+            return Malformed(f"the body is {len(buf):,} bytes, more than the limit of "
+                             f"{MAX_BODY_BYTES:,}", 413)
         try:
             return json.loads(buf)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -53,6 +67,7 @@ def fields(value: Any, what: str, **types: type | tuple[type, ...]) -> dict[str,
         if not isinstance(item, expected) or isinstance(item, bool):
             raise TerminalError(f"malformed {what}: field {field!r} is missing or of the wrong "
                                 "type", 400)
+        _check_length(item, f"{what}: field {field!r}")
     return {field: value[field] for field in types}
 
 
@@ -61,9 +76,21 @@ def text(value: Any, what: str) -> str:
     _reject_malformed(value, what)
     if not isinstance(value, str) or not value:
         raise TerminalError(f"malformed {what}: expected a JSON string", 400)
+    _check_length(value, what)
     return value
+
+
+def clip(text: str, limit: int = LOG_CLIP_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for a log line ("…" marks the cut)."""
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+
+
+def _check_length(value: Any, what: str) -> None:
+    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+        raise TerminalError(f"malformed {what}: {len(value):,} characters, more than the limit "
+                            f"of {MAX_TEXT_CHARS:,}", 400)
 
 
 def _reject_malformed(value: Any, what: str) -> None:
     if isinstance(value, Malformed):
-        raise TerminalError(f"malformed {what}: {value.reason}", 400)
+        raise TerminalError(f"malformed {what}: {value.reason}", value.status)

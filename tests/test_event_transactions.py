@@ -124,6 +124,19 @@ def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:
         "after the poison"]
 
 
+def test_rejected_records_are_one_warning_each_and_user_text_is_clipped(feed: Lab) -> None:
+    who = user("loud")
+    moderation.script(who, 1)
+    since = logbook.mark()
+    feed.broker.produce(TOPIC, who, post("x" * 2_001))  # over the limit: rejected
+    feed.broker.produce(TOPIC, who, post("y" * 2_000))  # at the limit: a post, clipped in logs
+    wait_for_feed(who, 1)
+    warnings = logbook.lines(since, containing=f"WARNING Rejected a post for user '{who}'")
+    assert len(warnings) == 1 and "'content': 2,001 characters" in warnings[0]
+    created = logbook.lines(since, containing="Created post")
+    assert [line for line in created if who in line][0].endswith("y" * 79 + "…")
+
+
 def test_transient_feed_failure_is_retried_into_one_update(feed: Lab) -> None:
     who = user("flaky")
     moderation.script(who, 1)

@@ -41,15 +41,15 @@ class Operator:
 
 @pytest.fixture(scope="module")
 def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    broker = KafkaBroker().start()
-    ingress, admin, node = free_port(), free_port(), free_port()
     data = tmp_path_factory.mktemp("operator-restate")
+    broker = KafkaBroker(log_dir=data).start()
+    ingress, admin, node = free_port(), free_port(), free_port()
     # `restate-server --config-file restate.toml`, as in the seed; ports and the broker address
     # differ from the file's (tests never take the fixed ports), set the way an operator would.
     server = processes.spawn(
         [str(restate_server_binary()), "--config-file", str(PROJECT_DIR / "restate.toml")],
         data / "server.log", cwd=data, env={
-            "RESTATE_BASE_DIR": str(data),
+            "RESTATE_BASE_DIR": str(data), "TMPDIR": str(data),
             "RESTATE_BIND_ADDRESS": f"127.0.0.1:{node}",
             "RESTATE_ADVERTISED_ADDRESS": f"http://127.0.0.1:{node}/",
             "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}",

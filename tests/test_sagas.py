@@ -161,6 +161,21 @@ def test_malformed_booking_is_a_400_and_reserves_nothing(lab: Lab, body: Any,
     assert travel.payments.ledger.count() == 0
 
 
+@pytest.mark.parametrize("body, status, complaint", [
+    ({**SEED_BOOKING, "flights": {"flight_id": "1", "passenger_name": "J" * 2_001}}, 400,
+     "'passenger_name': 2,001 characters, more than the limit of 2,000"),
+    ([SEED_BOOKING] * 1_000, 413, "more than the limit of 65,536"),  # 1,000× the seed's body
+])
+def test_oversized_booking_is_refused_naming_the_limit(lab: Lab, body: Any, status: int,
+                                                       complaint: str) -> None:
+    since = logbook.mark()
+    with pytest.raises(IngressError) as rejected:
+        lab.ingress.call("BookingWorkflow", "Run", body, key=trip())
+    assert rejected.value.status == status and complaint in rejected.value.message
+    assert travel.flights.ledger.count() == travel.payments.ledger.count() == 0
+    assert all(len(line) < 300 for line in logbook.lines(since))
+
+
 def test_card_numbers_are_only_ever_masked(lab: Lab) -> None:
     since = logbook.mark()
     invocation = lab.ingress.send("BookingWorkflow", "Run", booking(), key=trip())
@@ -235,3 +250,18 @@ def test_rebooking_a_purged_trip_id_gets_a_payment_key_of_its_own(lab: Lab) -> N
     refunds = travel.payments.ledger.entries("refund")
     assert [r["effect"] for r in refunds] == ["nothing was charged"]
     assert refunds[0]["payment_id"] not in (first, second)
+
+
+def test_a_rejected_booking_uses_up_its_trip_id_until_purged(lab: Lab) -> None:
+    """As the README says: a 400 is the workflow's one run for that id (409 afterwards);
+    `restate invocations purge BookingWorkflow/<id>` frees the id."""
+    key = trip()
+    with pytest.raises(IngressError) as rejected:
+        lab.ingress.call("BookingWorkflow", "Run", {"flights": {}}, key=key)
+    assert rejected.value.status == 400
+    with pytest.raises(IngressError) as again:
+        lab.ingress.call("BookingWorkflow", "Run", booking(), key=key)
+    assert again.value.status == 409, again.value
+    assert travel.payments.ledger.count() == 0
+    lab.cli("invocations", "purge", f"BookingWorkflow/{key}")
+    assert lab.ingress.call("BookingWorkflow", "Run", booking(), key=key)["card"].endswith("4444")
