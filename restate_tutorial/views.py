@@ -141,6 +141,14 @@ def state(admin: AdminClient, service: str, key: str | None = None) -> Table:
     return Table(title, ["service_key", "key", "value"], rows)
 
 
+def sleeps(admin: AdminClient, invocation_id: str) -> list[datetime]:
+    """When each durable sleep of the invocation wakes up (UTC), as journaled."""
+    rows = admin.sql("SELECT entry_json FROM sys_journal WHERE entry_type = 'Command: Sleep'"
+                     f" AND id = {sql_string(invocation_id)} ORDER BY index")
+    return [datetime.fromtimestamp(_variant(json.loads(r["entry_json"]))["wake_up_time"] / 1000,
+                                   timezone.utc) for r in rows]
+
+
 def _time(value: Any) -> str | None:
     """'2026-11-28T18:06:39.620Z' → '18:06:39.620' (UTC)."""
     if not value:

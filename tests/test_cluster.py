@@ -8,6 +8,7 @@ import copy
 import uuid
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from restate_tutorial import event_transactions, sagas, views
@@ -40,7 +41,12 @@ def test_three_nodes_form_one_cluster_on_loopback(cluster_lab: Lab) -> None:
     for name in ("n1", "n2", "n3"):
         assert name in status
     assert "offline" not in status
-    assert all(url.startswith("http://127.0.0.1:") for url in cluster_lab.admin.urls)
+    for node in cluster_lab.cluster.nodes:  # what each process listens on, not what we built
+        listening = [c.laddr for c in psutil.Process(node.pid).net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert {a.port for a in listening} >= {node.ports.ingress, node.ports.admin,
+                                                node.ports.node}
+        assert {a.ip for a in listening} == {"127.0.0.1"}, listening
     assert " · answered by http://127.0.0.1:" in views.invocations(cluster_lab.admin).title
 
 

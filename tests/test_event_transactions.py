@@ -115,9 +115,11 @@ def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:
     feed.broker.produce(TOPIC, who, {"content": "no metadata"})
     feed.broker.produce(TOPIC, who, post("after the poison"))
     wait_for_feed(who, 1)
-    failures = [r["failure"] for r in views.invocations(feed.admin, service="UserFeed", key=who)
-                if r["failure"]]
+    rows = views.invocations(feed.admin, service="UserFeed", key=who)
+    failures = [r["failure"] for r in rows if r["failure"]]
     assert len(failures) == 2
+    for row in rows:  # each poison record failed once, terminally: completed, never retried
+        assert row["status"] == "completed" and not row.get("last_failure"), row
     assert any("malformed social media post: the body is not valid JSON" in f for f in failures)
     assert any("'metadata'" in f for f in failures)
     assert [p["content"] for p in posts.ledger.entries("create_post", user_id=who)] == [

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from restate_tutorial import views
-from restate_tutorial.lab import Lab
+from restate_tutorial.lab import IngressError, Lab
 from restate_tutorial.views import Table, entry_detail
 
 
@@ -35,13 +37,13 @@ def test_invocations_view_filters_by_service_key_and_status(lab: Lab) -> None:
 
 
 def test_failures_are_shown_with_their_message(lab: Lab) -> None:
-    try:
-        lab.ingress.call("Greeter", "greet", {"bad": True})
-    except Exception:
-        pass
-    rows = [r for r in views.invocations(lab.admin, service="Greeter") if r["failure"]]
-    assert any("malformed greeting" in r["failure"] for r in rows)
-    journal = views.journal(lab.admin, rows[-1]["id"])
+    invocation = lab.ingress.send("Greeter", "greet", {"bad": True})
+    with pytest.raises(IngressError) as failed:
+        lab.ingress.attach(invocation)
+    assert failed.value.status == 400
+    [row] = [r for r in views.invocations(lab.admin, service="Greeter") if r["id"] == invocation]
+    assert "malformed greeting" in row["failure"]
+    journal = views.journal(lab.admin, invocation)
     assert journal[-1]["detail"].startswith("✗ [400] malformed greeting")
 
 

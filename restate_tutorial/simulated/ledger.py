@@ -31,6 +31,13 @@ class Ledger:
     def count(self, action: str | None = None, **match: Any) -> int:
         return len(self.entries(action, **match))
 
+    def history(self, **match: Any) -> list[str]:
+        """Every matching entry, in order, as its action and its effect if it has one:
+        ``["reserve", "cancel [cancelled]", "cancel [already cancelled]"]``. Unlike ``count``,
+        it shows repeats of every kind — "(repeated)" actions and "already …" effects."""
+        return [e["action"] + (f" [{e['effect']}]" if "effect" in e else "")
+                for e in self.entries(**match)]
+
     def counts(self) -> Counter[str]:
         return Counter(e["action"] for e in self.entries())
 

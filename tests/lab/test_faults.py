@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -185,13 +184,11 @@ def test_cli_reports_a_taken_port_in_one_line() -> None:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             holder.bind(("127.0.0.1", 9092))
+            holder.listen()
         except OSError:
-            pytest.skip("port 9092 is in use by something else already")  # still tests the path
-        holder.listen()
-        started = time.monotonic()
+            pass  # something else holds 9092 already: `up` must say so all the same
         run = subprocess.run([sys.executable, "-m", "restate_tutorial", "up"],
                              capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
     assert "Port 9092" in run.stderr and "already in use" in run.stderr
-    assert time.monotonic() - started < 60

@@ -1,0 +1,37 @@
+"""What the simulated systems saw, in a form that shows a repeat: every entry, in order.
+
+``Ledger.count("charge")`` would not see a ``charge (repeated)``, nor a second ``cancel`` whose
+effect was "already cancelled"; ``Ledger.history()`` does. These helpers compare the whole
+history of a booking with what should have happened.
+"""
+
+from __future__ import annotations
+
+from restate_tutorial.simulated import travel
+
+SAGA_LEDGERS = {api.ledger.system: api.ledger
+                for api in (travel.flights, travel.car_rentals, travel.payments)}
+
+
+def saga_history() -> dict[str, list[str]]:
+    return {system: ledger.history() for system, ledger in SAGA_LEDGERS.items()}
+
+
+def one_saga(declined: bool) -> dict[str, list[str]]:
+    """The history of one booking, each step once (the declined card: undone in reverse)."""
+    if declined:
+        return {"flights": ["reserve", "cancel [cancelled]"],
+                "car-rentals": ["reserve", "cancel [cancelled]"],
+                "payments": ["decline", "refund [nothing was charged]"]}
+    return {"flights": ["reserve", "confirm"], "car-rentals": ["reserve", "confirm"],
+            "payments": ["charge"]}
+
+
+def assert_nothing_repeated_since(at_crash: dict[str, list[str]], declined: bool) -> None:
+    """The strong form of "a crash repeats nothing": every system's history is what it was when
+    the crash happened, followed only by the steps not done yet — no entry of any kind (not even
+    a deduplicated "(repeated)" one) for a step that was journaled before the crash."""
+    now, expected = saga_history(), one_saga(declined)
+    for system, before in at_crash.items():
+        assert now[system][:len(before)] == before, (system, before, now[system])
+    assert now == expected, f"expected {expected}, got {now}"
