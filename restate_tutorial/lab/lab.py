@@ -112,6 +112,7 @@ class Lab:
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
         self.broker = KafkaBroker.from_env(self.ports.kafka, self.data_dir)
         self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
+        self.served: list[ServiceHost] = []  # the hosts of lab.serve(...), oldest first
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
         self.admin = AdminClient([n.admin_url for n in every])
@@ -163,8 +164,35 @@ class Lab:
             _started.append(self)
         return self
 
+    def serve(self, *services: Any) -> str:
+        """Serve ``services`` — yours, e.g. defined in a notebook cell — from this running lab,
+        as a new Restate deployment; returns the deployment's id.
+
+        Run it again after editing the code and the edited code is served: Restate deployments
+        are immutable, so each call starts a new service host and registers a new deployment.
+        New invocations go to the newest one; invocations already running finish on the code
+        they started with (their host keeps running until the lab stops).
+        """
+        own = {_name(s) for s in self.services}
+        clashes = [_name(s) for s in services if _name(s) in own]
+        if clashes:
+            raise LabError(f"{clashes[0]} is one of this lab's own services: give yours another "
+                           f"name (e.g. restate.Workflow(\"My{clashes[0]}\")) so that both can "
+                           "be served side by side.")
+        host = ServiceHost(restate.app(services=list(services))).start()
+        try:
+            deployment = self.admin.register_deployment(host.url, force=False)
+        except BaseException:
+            host.stop()
+            raise
+        self.served.append(host)
+        return str(deployment["id"])
+
     def stop(self) -> None:
         """Stop everything (idempotent); a lab-made data dir is deleted."""
+        for host in self.served:
+            host.stop()
+        self.served.clear()
         self.host.stop()
         self.server.stop()
         self.broker.stop()

@@ -27,6 +27,7 @@ from restate_tutorial.lab import (
     wait_until,
 )
 from restate_tutorial.lab.admin import AdminClient
+from restate_tutorial.lab.binaries import PROJECT_DIR
 
 
 def test_port_in_use_is_one_clear_sentence_and_starts_nothing(tmp_path: Path) -> None:
@@ -79,8 +80,9 @@ def test_unreachable_admin_and_sql_errors_are_clear(lab) -> None:  # noqa: ANN00
         lab.admin.register_deployment(f"http://127.0.0.1:{free_port()}")
 
 
-@pytest.mark.parametrize("started_from", ["the main thread", "a worker thread"])
-def test_no_child_outlives_a_sigkilled_parent(started_from: str) -> None:
+@pytest.mark.parametrize("started_from, nodes", [("the main thread", 1), ("a worker thread", 1),
+                                                 ("the main thread", 3)])
+def test_no_child_outlives_a_sigkilled_parent(started_from: str, nodes: int) -> None:
     """Nothing runs on after the process that started the lab is SIGKILLed, and its data dir
     (the only place its processes wrote to) goes with the next lab this machine starts."""
     script = textwrap.dedent(f"""
@@ -88,7 +90,7 @@ def test_no_child_outlives_a_sigkilled_parent(started_from: str) -> None:
         from restate_tutorial.lab import Lab
         from restate_tutorial.basics import greeter
         labs = []
-        start = lambda: labs.append(Lab([greeter]).start())
+        start = lambda: labs.append(Lab([greeter], nodes={nodes}).start())
         if {started_from == "a worker thread"}:
             thread = threading.Thread(target=start)
             thread.start()
@@ -96,7 +98,8 @@ def test_no_child_outlives_a_sigkilled_parent(started_from: str) -> None:
         else:
             start()
         lab = labs[0]
-        print(lab.server.pid, lab.broker._process.pid, lab.data_dir, flush=True)
+        servers = lab.cluster.nodes if {nodes} > 1 else [lab.server]
+        print(*(s.pid for s in servers), lab.broker._process.pid, lab.data_dir, flush=True)
         sys.stdin.read()
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
@@ -104,7 +107,7 @@ def test_no_child_outlives_a_sigkilled_parent(started_from: str) -> None:
     try:
         *pids, data_dir = parent.stdout.readline().split()  # type: ignore[union-attr]
         pids = [int(p) for p in pids]
-        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+        assert len(pids) == nodes + 1 and all(psutil.pid_exists(p) for p in pids)
     finally:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
@@ -121,7 +124,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_cli_up_serves_and_stops_cleanly_on_sigterm() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
     up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -150,9 +154,11 @@ def test_cli_up_serves_and_stops_cleanly_on_sigterm() -> None:
 
         wait_until(processed, 60, "the record on social-media-posts to be processed")
     finally:
-        up.send_signal(signal.SIGTERM)
+        up.send_signal(stop)
         code = up.wait(30)
     assert code == 0
+    assert "Stopping the lab" in up.stdout.read()  # type: ignore[union-attr]
+    assert "Traceback" not in up.stderr.read()  # type: ignore[union-attr]
     assert not any(_alive(p) for p in children)
 
 
@@ -192,3 +198,18 @@ def test_cli_reports_a_taken_port_in_one_line() -> None:
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
     assert "Port 9092" in run.stderr and "already in use" in run.stderr
+
+
+def test_make_demo_prints_the_seed_style_logs() -> None:
+    """`make demo` runs every scenario headless and prints what the README says it prints."""
+    run = subprocess.run(["make", "-s", "demo"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "RESTATE_TUTORIAL_POLL_SECONDS": "0.3"})
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    for line in ("== demo basics", "== demo sagas", "INFO Flight reserved: ",
+                 "ERROR This payment should never be accepted! Aborting booking.",
+                 "INFO Car cancelled: ", "INFO Flight cancelled: ", "INFO Refunded payment: ",
+                 "INFO Created post ", "INFO Updating the user feed for user userid1",
+                 "== demo enrichment", "package-info", "Mountain Road 155, Brussels"):
+        assert line in out, line
+    assert "Traceback" not in out

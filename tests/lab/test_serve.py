@@ -1,0 +1,85 @@
+"""lab.serve: a learner's own service (or a new version of it) served by the running lab."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+import restate
+from restate import Context, ObjectContext, WorkflowContext
+
+from restate_tutorial.lab import Lab, LabError
+
+
+def greeter(name: str, greeting: str) -> restate.Service:
+    service = restate.Service(name)
+
+    @service.handler()
+    async def greet(ctx: Context, request: dict) -> str:
+        return f"{greeting}, {request['who']}!"
+
+    return service
+
+
+def test_serve_a_new_service_then_an_edited_version(lab: Lab) -> None:
+    name = f"Hello{uuid.uuid4().hex[:6]}"
+    first = lab.serve(greeter(name, "Hello"))
+    assert lab.ingress.call(name, "greet", {"who": "Ada"}) == "Hello, Ada!"
+    second = lab.serve(greeter(name, "Howdy"))  # the cell, edited and run again
+    assert second != first
+    assert lab.ingress.call(name, "greet", {"who": "Ada"}) == "Howdy, Ada!"
+
+
+def test_an_invocation_in_flight_finishes_on_the_code_it_started_with(lab: Lab) -> None:
+    name = f"Slow{uuid.uuid4().hex[:6]}"
+
+    def version(label: str) -> restate.Service:
+        service = restate.Service(name)
+
+        @service.handler()
+        async def work(ctx: Context, seconds: float) -> str:
+            await ctx.sleep(timedelta(seconds=seconds))
+            return label
+
+        return service
+
+    lab.serve(version("v1"))
+    in_flight = lab.ingress.send(name, "work", 1.0)
+    lab.admin.wait_for_entry(in_flight, "Command: Sleep")
+    lab.serve(version("v2"))
+    assert lab.ingress.call(name, "work", 0) == "v2"
+    assert lab.ingress.attach(in_flight) == "v1"
+
+
+def test_objects_and_workflows_can_be_served_too_from_any_thread(lab: Lab) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    counter, once = restate.VirtualObject(f"Counter{suffix}"), restate.Workflow(f"Once{suffix}")
+
+    @counter.handler()
+    async def add(ctx: ObjectContext, n: int) -> int:
+        total = (await ctx.get("total", type_hint=int) or 0) + n
+        ctx.set("total", total)
+        return total
+
+    @once.main()
+    async def run(ctx: WorkflowContext, request: dict) -> str:
+        return request["word"].upper()
+
+    served: list[str] = []
+    thread = threading.Thread(target=lambda: served.append(lab.serve(counter, once)))
+    thread.start()
+    thread.join()
+    assert served
+    assert lab.ingress.call(counter.name, "add", 2, key="k") == 2
+    assert lab.ingress.call(counter.name, "add", 3, key="k") == 5
+    assert lab.ingress.call(once.name, "run", {"word": "hi"}, key="w") == "HI"
+
+
+def test_a_name_clash_with_the_labs_own_services_is_one_sentence(lab: Lab) -> None:
+    with pytest.raises(LabError) as clash:
+        lab.serve(restate.Workflow("BookingWorkflow"))
+    message = str(clash.value)
+    assert message.startswith("BookingWorkflow is one of this lab's own services")
+    assert "\n" not in message and 'restate.Workflow("MyBookingWorkflow")' in message
