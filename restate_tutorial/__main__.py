@@ -21,7 +21,7 @@ from .simulated import social, travel
 
 #: Every tutorial service, served by `up`.
 SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
-                        sagas.booking_workflow, event_transactions.user_feed,
+                        sagas.hotels, sagas.booking_workflow, event_transactions.user_feed,
                         event_enrichment.package_tracker, basics.key_demo]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [

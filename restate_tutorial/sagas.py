@@ -88,7 +88,9 @@ flight_service = two_phase_service("Flights", "Flight", travel.flights, flight_i
                                    passenger_name=str)
 car_service = two_phase_service("CarRentals", "Car", travel.car_rentals, pickup_location=str,
                                 rental_date=str)
-flights, car_rentals = flight_service.service, car_service.service
+# Hotels: a third two-phase service, for the exercises at the end of notebook 01.
+hotel_service = two_phase_service("Hotels", "Hotel", travel.hotels, hotel_id=str, nights=int)
+flights, car_rentals, hotels = flight_service.service, car_service.service, hotel_service.service
 
 
 # -- Payment: one-shot calls to the payment API, as journaled steps of the workflow ---------
@@ -115,7 +117,7 @@ booking_workflow = restate.Workflow("BookingWorkflow")
 
 @booking_workflow.main(name="Run", input_serde=JSON_INPUT)
 async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
-    flight, car, payment = _booking(request)
+    flight, car, payment = parse_booking(request)
     compensations: list[Callable[[], Awaitable[None]]] = []
     try:
         # Reserve the flight; its cancellation needs the id, so it is pushed afterwards.
@@ -151,7 +153,7 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
 
 # -- Input checks: a malformed request fails at once with 400, before anything is booked ----
 
-def _booking(request: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def parse_booking(request: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     request = fields(request, "booking", flights=dict, car=dict, payment_info=dict)
     flight = fields(request.get("flights"), "booking flights", flight_id=str, passenger_name=str)
     car = fields(request.get("car"), "booking car", pickup_location=str, rental_date=str)

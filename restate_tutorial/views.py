@@ -434,18 +434,18 @@ def timeline(admin: AdminClient, service: str) -> Timeline:
             wake = _variant(json.loads(entry["entry_json"])).get("wake_up_time")
             if isinstance(wake, int):
                 sleeps.setdefault(entry["id"], []).append(
-                    (_parse_time(entry["appended_at"]),
+                    (parse_time(entry["appended_at"]),
                      datetime.fromtimestamp(wake / 1000, timezone.utc)))
     spans = [Span(key=row["target_service_key"], invocation_id=row["id"], status=row["status"],
-                  created=_parse_time(row["created_at"]),
-                  started=_parse_time(row.get("running_at")),
-                  completed=_parse_time(row.get("completed_at")),
+                  created=parse_time(row["created_at"]),
+                  started=parse_time(row.get("running_at")),
+                  completed=parse_time(row.get("completed_at")),
                   sleeps=sleeps.get(row["id"], []))
              for row in rows]
     return Timeline(service, spans)
 
 
-def _parse_time(value: Any) -> Any:
+def parse_time(value: Any) -> Any:
     if not value:
         return None
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

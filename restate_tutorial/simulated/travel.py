@@ -132,13 +132,46 @@ class PaymentAPI:
         return effect
 
 
+class LoyaltyAPI:
+    """Loyalty points, the way many real APIs are: every call adds points, *unless* the caller
+    passes a ``request_id`` that the API has seen before (then it is a repeat, and adds none)."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger("loyalty")
+        self.failures = ScriptedFailures()
+        self._balances: dict[str, int] = {}
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add_points(self, member: str, points: int, request_id: str | None = None) -> int:
+        """Add ``points`` to ``member``; returns the new balance."""
+        self.failures.check("add_points")
+        with self._lock:
+            repeated = request_id is not None and request_id in self._seen
+            if request_id is not None:
+                self._seen.add(request_id)
+            if not repeated:
+                self._balances[member] = self._balances.get(member, 0) + points
+            balance = self._balances.get(member, 0)
+            self.ledger.record("add_points (repeated)" if repeated else "add_points",
+                               member=member, points=points, request_id=request_id)
+        self.failures.check_answer("add_points")
+        return balance
+
+    def balance(self, member: str) -> int:
+        with self._lock:
+            return self._balances.get(member, 0)
+
+
 flights = ReservationAPI("flights")
 car_rentals = ReservationAPI("car-rentals")
+hotels = ReservationAPI("hotels")  # for the exercises of notebook 01
 payments = PaymentAPI()
+loyalty = LoyaltyAPI()  # for the exercises of notebook 01
 
 
 def reset() -> None:
     """Forget ledgers and scripted failures (e.g. at the start of a notebook)."""
-    for api in (flights, car_rentals, payments):
+    for api in (flights, car_rentals, hotels, payments, loyalty):
         api.ledger.clear()
         api.failures.clear()

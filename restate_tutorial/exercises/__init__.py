@@ -1,0 +1,11 @@
+"""The "Your turn" exercises of notebooks 01–03: each check drives a scenario against the lab
+and reads the simulated systems' ledgers and Restate's records. It never raises: it returns a
+:class:`CheckResult` — passed, or what was expected, what happened and a hint."""
+
+from .checking import CheckResult, show
+from .enrichment import check_delivered, check_early_updates
+from .events import check_backoff, check_give_up
+from .sagas import check_hotel_saga, check_loyalty_points
+
+__all__ = ["CheckResult", "check_backoff", "check_delivered", "check_early_updates",
+           "check_give_up", "check_hotel_saga", "check_loyalty_points", "show"]
