@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import basics, event_enrichment, event_transactions, sagas, views
+from . import basics, event_enrichment, event_transactions, sagas, soak, views
 from .lab import Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
 from .simulated import social, travel
@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                                 "8080+k-1, admin 9070+k-1)")
     up_parser.add_argument("--free-ports", action="store_true",
                            help="pick free ports instead of the seed's (tests use this)")
+    soak_parser = commands.add_parser("soak", help="a chaos soak: faults at random while sagas "
+                                      "and posts run, then every promise checked")
+    soak_parser.add_argument("--seconds", type=float, default=300)
+    soak_parser.add_argument("--seed", type=int, help="replay the fault plan of a seed")
+    soak_parser.add_argument("--nodes", type=int, default=1, choices=range(1, 10), metavar="N")
     demo_parser = commands.add_parser("demo", help="run scenarios headless, printing logs")
     demo_parser.add_argument("scenarios", nargs="*", choices=[[], *DEMOS], metavar="scenario",
                              help=f"one of {', '.join(DEMOS)} (default: all)")
@@ -163,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             up(args.no_subscribe, args.free_ports, args.nodes)
+        elif args.command == "soak":
+            return 1 if soak.soak(args.seconds, args.seed, args.nodes).violations else 0
         else:
             demo(args.scenarios)
     except LabError as error:

@@ -222,13 +222,16 @@ class Lab:
         """
         subscriptions = [s for s in self.admin.subscriptions()
                          if s["source"].startswith(f"kafka://{KAFKA_CLUSTER}/")]
+        # Unsubscribe first: a consumer of the old subscription must not read a record of the
+        # new broker that the new subscription will read too (two invocations of one record).
+        for old in subscriptions:
+            self.admin.unsubscribe(old["id"])
         self.broker.kill()
         self.broker.start()
         topics = {s["source"].rsplit("/", 1)[1] for s in subscriptions} | set(self.topics)
         if topics:
             self.broker.create_topics(*sorted(topics))
         for old in subscriptions:
-            self.admin.unsubscribe(old["id"])
             service, handler = old["sink"].removeprefix("service://").split("/")
             options = {k: v for k, v in (old.get("options") or {}).items()
                        if k not in ("group.id", "client.id")}  # a fresh consumer group
