@@ -214,6 +214,8 @@ class Soak:
 
     def check(self) -> SoakReport:
         """Check every invariant; the report lists what was violated (expected: nothing)."""
+        self.report.sagas.clear()
+        self.report.posts.clear()
         violations = [v for v in self.report.violations if v.startswith("fault ")]
         violations += self._check_sagas() + self._check_posts()
         rows = self.lab.admin.sql("SELECT id, target, status FROM sys_invocation"
