@@ -5,7 +5,10 @@ next successful call through a surviving node."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from restate_tutorial.lab import IngressError, Lab, LabError  # noqa: E402
 
 RUNS = 50
 KILLS = 3
+PAUSE_SECONDS = 10.0
 
 
 def failover_seconds(lab: Lab, node: int) -> float:
@@ -31,6 +35,37 @@ def failover_seconds(lab: Lab, node: int) -> float:
             return time.perf_counter() - killed
         except (IngressError, LabError):
             time.sleep(0.05)
+
+
+def pause_stall_seconds(lab: Lab, node: int) -> float:
+    """SIGSTOP ``node`` for PAUSE_SECONDS (a frozen VM, a long GC pause) while bookings run
+    one after another: the longest time in which no booking completed."""
+    completed: list[float] = []
+    stop = threading.Event()
+
+    def keep_booking() -> None:
+        while not stop.is_set():
+            try:
+                book(lab, good_booking(), timeout=60)
+                completed.append(time.monotonic())
+            except (IngressError, LabError):
+                time.sleep(0.05)
+
+    booking = threading.Thread(target=keep_booking)
+    booking.start()
+    time.sleep(1)
+    pid = lab.cluster.node(node).pid
+    assert pid is not None
+    paused = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(PAUSE_SECONDS)
+    os.kill(pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    time.sleep(3)
+    stop.set()
+    booking.join()
+    marks = sorted([paused, resumed, *(t for t in completed if paused < t < resumed + 3)])
+    return max(later - earlier for earlier, later in zip(marks, marks[1:], strict=False))
 
 
 def measure(nodes: int) -> dict[str, float]:
@@ -47,6 +82,13 @@ def measure(nodes: int) -> dict[str, float]:
                 lab.cluster.node(talking_to).start()
             figures["failover_s_median"] = round(sorted(times)[len(times) // 2], 2)
             figures["failover_s_max"] = round(max(times), 2)
+            for which in ("client's node", "another node"):
+                stalls = []
+                for _ in range(2):
+                    talking_to = lab.cluster.ingress_urls.index(lab.ingress.url) + 1
+                    node = talking_to if which == "client's node" else talking_to % nodes + 1
+                    stalls.append(pause_stall_seconds(lab, node))
+                figures[f"pause_stall_s_max ({which})"] = round(max(stalls), 2)
     return figures
 
 
@@ -62,6 +104,9 @@ def main() -> None:
           f"      ratio {kafka_three / kafka_one:.2f}")
     print(f"  SIGKILL → next successful call via a surviving node: median "
           f"{three['failover_s_median']} s, max {three['failover_s_max']} s ({KILLS} kills)")
+    for which in ("client's node", "another node"):
+        print(f"  {which} SIGSTOPped for {PAUSE_SECONDS:g} s, bookings running: longest time "
+              f"without a completed booking {three[f'pause_stall_s_max ({which})']} s (of 2 tries)")
     print(json.dumps({"benchmark": "cluster_failover", "one_node": one, "three_nodes": three}))
 
 

@@ -1,24 +1,34 @@
-"""HTTP to whichever node of a cluster is up."""
+"""HTTP to whichever node of a cluster is up — and answering."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+#: How long a node may take to answer a request that is safe to send again elsewhere before
+#: the next node is tried. A frozen node (SIGSTOP, a long GC pause, a VM snapshot) still
+#: accepts connections — the kernel does that — but never answers.
+SAFE_ATTEMPT_SECONDS = 5.0
+
 
 class FailoverHttp:
-    """Sends each request to the first of ``urls`` that accepts the connection.
+    """Sends each request to the first of ``urls`` that is up.
 
-    Only a refused connection moves on to the next node: a request that reached a node is
-    never sent again (it may have had an effect).
+    Any request moves on to the next node when its node refuses the connection. A request that
+    is safe to repeat (a GET such as attach, a SQL query, anything with an ``idempotency-key``)
+    also moves on when its node does not answer within SAFE_ATTEMPT_SECONDS, until its own
+    timeout is spent. Any other request may have had an effect once it reached a node, so it is
+    never sent again.
     """
 
     def __init__(self, urls: str | Sequence[str], timeout: float) -> None:
         self.urls = [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
         self._current = 0
         self._client = httpx.Client(timeout=timeout)
+        self._timeout = timeout
 
     @property
     def url(self) -> str:
@@ -26,13 +36,29 @@ class FailoverHttp:
         return self.urls[self._current]
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        error: httpx.ConnectError | None = None
-        for step in range(len(self.urls)):
+        timeout = kwargs.pop("timeout", None) or self._timeout
+        retry_silence = len(self.urls) > 1 and (
+            method == "GET" or path == "/query"
+            or "idempotency-key" in (kwargs.get("headers") or {}))
+        deadline = time.monotonic() + timeout
+        error: httpx.TransportError | None = None
+        step = 0
+        while step < len(self.urls) or (retry_silence and time.monotonic() < deadline
+                                        and isinstance(error, httpx.TimeoutException)):
             index = (self._current + step) % len(self.urls)
+            step += 1
+            left = max(deadline - time.monotonic(), 0.001)
             try:
-                response = self._client.request(method, self.urls[index] + path, **kwargs)
+                response = self._client.request(
+                    method, self.urls[index] + path, **kwargs,
+                    timeout=min(left, SAFE_ATTEMPT_SECONDS) if retry_silence else left)
             except httpx.ConnectError as refused:
                 error = refused
+                continue
+            except httpx.TimeoutException as silent:
+                if not retry_silence:
+                    raise
+                error = silent
                 continue
             self._current = index
             return response

@@ -1,0 +1,47 @@
+"""Clients of a cluster: a node that accepts connections but never answers (a frozen process)
+is skipped for requests that are safe to repeat, and only for those."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from restate_tutorial.lab import Lab, failover
+from restate_tutorial.lab.failover import FailoverHttp
+
+
+@pytest.fixture
+def frozen_node() -> Iterator[str]:
+    """A listening socket nobody reads from: the kernel accepts, nothing answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.fixture(autouse=True)
+def short_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(failover, "SAFE_ATTEMPT_SECONDS", 0.5)
+
+
+def test_a_safe_request_moves_on_from_a_silent_node(lab: Lab, frozen_node: str) -> None:
+    http = FailoverHttp([frozen_node, lab.server.admin_url], timeout=10)
+    assert http.request("GET", "/health").is_success
+    assert http.url == lab.server.admin_url
+    query = http.request("POST", "/query", json={"query": "SELECT 1 AS one"},
+                         headers={"accept": "application/json"})
+    assert query.json()["rows"] == [{"one": 1}]
+
+
+def test_a_request_that_may_have_had_an_effect_is_not_sent_twice(lab: Lab,
+                                                                 frozen_node: str) -> None:
+    http = FailoverHttp([frozen_node, lab.server.ingress_url], timeout=1.5)
+    with pytest.raises(httpx.TimeoutException):
+        http.request("POST", "/Greeter/greet", json={"name": "once", "delay_seconds": 0})
+    assert http.url == frozen_node  # it stayed: the greeting may have been sent there
+    keyed = http.request("POST", "/Greeter/greet", json={"name": "keyed", "delay_seconds": 0},
+                         headers={"idempotency-key": "failover-test-keyed"})
+    assert keyed.json()["message"] == "Hello keyed!"
