@@ -25,7 +25,7 @@ class AdminClient:
     """Restate's admin API at ``urls`` (several for a cluster: the first node that is up)."""
 
     def __init__(self, urls: str | Sequence[str], timeout: float = 30.0) -> None:
-        self._http = FailoverHttp(urls, timeout)
+        self._http = FailoverHttp(urls, timeout, health_path="/health")
 
     @property
     def url(self) -> str:

@@ -12,6 +12,9 @@ import httpx
 #: the next node is tried. A frozen node (SIGSTOP, a long GC pause, a VM snapshot) still
 #: accepts connections — the kernel does that — but never answers.
 SAFE_ATTEMPT_SECONDS = 5.0
+#: How long a node may take to answer its health check before a request that must not be sent
+#: twice goes to the next node instead.
+PROBE_SECONDS = 1.0
 
 
 class FailoverHttp:
@@ -21,11 +24,14 @@ class FailoverHttp:
     is safe to repeat (a GET such as attach, a SQL query, anything with an ``idempotency-key``)
     also moves on when its node does not answer within SAFE_ATTEMPT_SECONDS, until its own
     timeout is spent. Any other request may have had an effect once it reached a node, so it is
-    never sent again.
+    never sent again; with several nodes it goes only to a node that answered ``health_path``
+    within PROBE_SECONDS just before (one extra round trip).
     """
 
-    def __init__(self, urls: str | Sequence[str], timeout: float) -> None:
+    def __init__(self, urls: str | Sequence[str], timeout: float,
+                 health_path: str | None = None) -> None:
         self.urls = [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
+        self.health_path = health_path
         self._current = 0
         self._client = httpx.Client(timeout=timeout)
         self._timeout = timeout
@@ -49,6 +55,9 @@ class FailoverHttp:
             step += 1
             left = max(deadline - time.monotonic(), 0.001)
             try:
+                if (len(self.urls) > 1 and not retry_silence and self.health_path
+                        and not self._answers(self.urls[index])):
+                    continue
                 response = self._client.request(
                     method, self.urls[index] + path, **kwargs,
                     timeout=min(left, SAFE_ATTEMPT_SECONDS) if retry_silence else left)
@@ -62,8 +71,13 @@ class FailoverHttp:
                 continue
             self._current = index
             return response
-        assert error is not None
-        raise error
+        raise error or httpx.ConnectError(f"none of {', '.join(self.urls)} answers")
+
+    def _answers(self, url: str) -> bool:
+        try:
+            return self._client.get(url + str(self.health_path), timeout=PROBE_SECONDS).is_success
+        except httpx.TransportError:
+            return False
 
     def close(self) -> None:
         self._client.close()

@@ -17,7 +17,7 @@ class IngressClient:
 
     def __init__(self, urls: str | Sequence[str], timeout: float = 30.0) -> None:
         self.timeout = timeout
-        self._http = FailoverHttp(urls, timeout)
+        self._http = FailoverHttp(urls, timeout, health_path="/restate/health")
 
     @property
     def url(self) -> str:

@@ -25,6 +25,7 @@ def frozen_node() -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def short_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(failover, "SAFE_ATTEMPT_SECONDS", 0.5)
+    monkeypatch.setattr(failover, "PROBE_SECONDS", 0.5)
 
 
 def test_a_safe_request_moves_on_from_a_silent_node(lab: Lab, frozen_node: str) -> None:
@@ -45,3 +46,12 @@ def test_a_request_that_may_have_had_an_effect_is_not_sent_twice(lab: Lab,
     keyed = http.request("POST", "/Greeter/greet", json={"name": "keyed", "delay_seconds": 0},
                          headers={"idempotency-key": "failover-test-keyed"})
     assert keyed.json()["message"] == "Hello keyed!"
+
+
+def test_a_request_that_must_not_repeat_goes_to_a_node_that_answers_its_health_check(
+        lab: Lab, frozen_node: str) -> None:
+    http = FailoverHttp([frozen_node, lab.server.ingress_url], timeout=10,
+                        health_path="/restate/health")
+    answer = http.request("POST", "/Greeter/greet", json={"name": "probed", "delay_seconds": 0})
+    assert answer.json()["message"] == "Hello probed!"
+    assert http.url == lab.server.ingress_url

@@ -144,13 +144,15 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
         kafka = KafkaBroker(bootstrap_servers=ready.split("Kafka ")[1].split()[0])
         kafka.produce("social-media-posts", "userid1",
                       {"content": "Hi! This is my first post!", "metadata": "public"})
+        kafka.produce("social-media-posts", "userid9", b"{not json")  # a poison record
         kafka.stop()
 
         def processed() -> bool:
             rows = httpx.post(f"{admin}/query", headers={"accept": "application/json"}, json={
-                "query": "SELECT count(*) AS n FROM sys_invocation WHERE target = "
-                         "'UserFeed/userid1/ProcessPost' AND status = 'completed'"}).json()
-            return rows["rows"][0]["n"] == 1
+                "query": "SELECT count(*) AS n FROM sys_invocation WHERE target IN "
+                         "('UserFeed/userid1/ProcessPost', 'UserFeed/userid9/ProcessPost') "
+                         "AND status = 'completed'"}).json()
+            return rows["rows"][0]["n"] == 2
 
         wait_until(processed, 60, "the record on social-media-posts to be processed")
     finally:
@@ -158,7 +160,11 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
         code = up.wait(30)
     assert code == 0
     assert "Stopping the lab" in up.stdout.read()  # type: ignore[union-attr]
-    assert "Traceback" not in up.stderr.read()  # type: ignore[union-attr]
+    logs = up.stderr.read()  # type: ignore[union-attr]
+    assert "Traceback" not in logs
+    # The poison record is one WARNING line in the terminal: key and reason.
+    [warning] = [line for line in logs.splitlines() if "WARNING Rejected" in line]
+    assert "'userid9'" in warning and "not valid JSON" in warning
     assert not any(_alive(p) for p in children)
 
 
