@@ -11,9 +11,11 @@ from typing import Any
 
 import nbformat
 import pytest
+import restate
+from restate import ObjectContext
 
 from restate_tutorial import event_transactions, exercises
-from restate_tutorial.exercises import CheckResult
+from restate_tutorial.exercises import CheckResult, checking
 from restate_tutorial.lab import Lab
 from restate_tutorial.simulated import travel
 from restate_tutorial.solutions import (
@@ -83,3 +85,28 @@ def test_a_check_of_a_service_never_served_says_so() -> None:
         result = exercises.check_delivered(empty)
     assert not result.passed and "HTTP 404" in result.happened
     assert "lab.serve" in result.hint
+
+
+def test_a_handler_that_raises_or_hangs_does_not_wedge_the_lab(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check gives up after a bounded time, saying why; the lab keeps serving; serving a
+    fixed version (running the cell again) replaces the broken one."""
+    monkeypatch.setattr(checking, "ANSWER_SECONDS", 3.0)
+    broken = restate.VirtualObject("DeliveryTracker")
+
+    @broken.handler(name="RegisterPackage")
+    async def register(ctx: ObjectContext, request: dict) -> None:
+        ctx.set("package-info", {"finalDestination": request["finalDestination"],
+                                 "locations": [], "delivered": False})
+
+    @broken.handler(name="UpdateLocation")
+    async def update(ctx: ObjectContext, request: dict) -> None:
+        raise RuntimeError("a learner's bug")  # not terminal: Restate retries it, forever
+
+    lab.serve(broken)
+    result = exercises.check_delivered(lab)
+    assert not result.passed and "No answer" in result.happened
+    assert "run its cell again" in result.hint
+    assert lab.ingress.call("Greeter", "greet", {"name": "still", "delay_seconds": 0})
+    lab.serve(delivery_tracker.delivery_tracker)
+    assert exercises.check_delivered(lab).passed

@@ -12,6 +12,10 @@ from typing import Any
 
 from ..lab import IngressError, Lab, LabError
 
+#: How long a check waits for one answer of your handler. A handler that raises is retried by
+#: Restate, one that never returns never answers: either way the check gives up after this.
+ANSWER_SECONDS = 120.0
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -71,8 +75,9 @@ def check(exercise: str) -> Callable[[Callable[..., None]], Callable[..., CheckR
                                    hint)
             except LabError as error:
                 return CheckResult(exercise, False, "an answer from your handler", str(error),
-                                   "a handler that keeps failing is retried by Restate: look "
-                                   "at logbook.show() for its error")
+                                   "a handler that raises is retried by Restate, one that never "
+                                   "returns never answers: logbook.show() shows its errors; fix "
+                                   "it and run its cell again (a new deployment replaces it)")
             return CheckResult(exercise, True)
 
         return checked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from ..lab import IngressError, Lab
+from . import checking
 from .checking import check, expect
 
 PARIS = {"timestamp": "2024-10-10 13:00", "location": "Pinetree Road 5, Paris"}
@@ -16,12 +17,14 @@ def check_delivered(lab: Lab) -> None:
     package = f"package-{uuid.uuid4().hex[:6]}"
     lab.ingress.call("DeliveryTracker", "RegisterPackage",
                      {"finalDestination": AMSTERDAM["location"]}, key=package)
-    lab.ingress.call("DeliveryTracker", "UpdateLocation", PARIS, key=package, timeout=60)
+    lab.ingress.call("DeliveryTracker", "UpdateLocation", PARIS, key=package,
+                     timeout=checking.ANSWER_SECONDS)
     on_the_way = lab.ingress.get("DeliveryTracker", "getPackageInfo", key=package) or {}
     expect(on_the_way.get("delivered") is False, '"delivered": false while on the way',
            f"the state after Paris: {on_the_way}",
            'set "delivered" in the package info at registration and at every update')
-    lab.ingress.call("DeliveryTracker", "UpdateLocation", AMSTERDAM, key=package, timeout=60)
+    lab.ingress.call("DeliveryTracker", "UpdateLocation", AMSTERDAM, key=package,
+                     timeout=checking.ANSWER_SECONDS)
     arrived = lab.ingress.get("DeliveryTracker", "getPackageInfo", key=package) or {}
     expect(arrived.get("delivered") is True,
            '"delivered": true once a location equals the finalDestination',
@@ -37,7 +40,7 @@ def check_early_updates(lab: Lab) -> None:
     for update in (PARIS, AMSTERDAM):  # the scanner is faster than the registration
         try:
             lab.ingress.call("EarlyBirdTracker", "UpdateLocation", update, key=package,
-                             timeout=60)
+                             timeout=checking.ANSWER_SECONDS)
         except IngressError as error:
             expect(False, "an update for a package not registered yet to be accepted and kept",
                    f"UpdateLocation answered HTTP {error.status}: {error.message}",
@@ -55,7 +58,8 @@ def check_early_updates(lab: Lab) -> None:
            "the registration's finalDestination", f"getPackageInfo answered {info}",
            "set finalDestination in RegisterPackage as before")
     later = {"timestamp": "2024-10-11 09:00", "location": "Depot 1, Utrecht"}
-    lab.ingress.call("EarlyBirdTracker", "UpdateLocation", later, key=package, timeout=60)
+    lab.ingress.call("EarlyBirdTracker", "UpdateLocation", later, key=package,
+                     timeout=checking.ANSWER_SECONDS)
     info = lab.ingress.get("EarlyBirdTracker", "getPackageInfo", key=package)
     expect(info["locations"] == [PARIS, AMSTERDAM, later],
            "an update after the registration appended as usual",

@@ -7,6 +7,7 @@ import uuid
 from .. import views
 from ..lab import IngressError, Lab
 from ..simulated.social import moderation, social_media
+from . import checking
 from .checking import check, expect
 
 POST = {"content": "Checking the exercise", "metadata": "public"}
@@ -26,7 +27,7 @@ def check_backoff(lab: Lab) -> None:
     user = f"patient-{uuid.uuid4().hex[:6]}"
     moderation.script(user, 3)  # pending, pending, done: two sleeps
     invocation = lab.ingress.send("PatientUserFeed", "ProcessPost", POST, key=user)
-    lab.ingress.attach(invocation, timeout=120)
+    lab.ingress.attach(invocation, timeout=checking.ANSWER_SECONDS)
     expect(len(social_media.feed(user)) == 1, "the post in the feed once moderation is done",
            f"the feed of {user}: {social_media.feed(user)}", "keep the feed update at the end")
     lengths = _sleep_lengths(lab, invocation)
@@ -45,7 +46,8 @@ def check_give_up(lab: Lab) -> None:
     moderation.script(slow, 4)  # done at the 4th check: one too many
     moderation.script(quick, 2)
     try:
-        lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=slow, timeout=120)
+        lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=slow,
+                         timeout=checking.ANSWER_SECONDS)
         rejected = None
     except IngressError as error:
         rejected = error
@@ -58,7 +60,8 @@ def check_give_up(lab: Lab) -> None:
            "last sleep")
     expect(social_media.feed(slow) == [], "the feed untouched for a rejected post",
            f"the feed has {social_media.feed(slow)}", "raise before the feed update")
-    lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=quick, timeout=120)
+    lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=quick,
+                     timeout=checking.ANSWER_SECONDS)
     expect(len(social_media.feed(quick)) == 1, "a post moderated in time still reaches the feed",
            f"the feed of {quick}: {social_media.feed(quick)}",
            "only give up after MAX_CHECKS pending answers")

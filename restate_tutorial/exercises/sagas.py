@@ -7,6 +7,7 @@ import uuid
 
 from ..lab import IngressError, Lab
 from ..simulated import travel
+from . import checking
 from .checking import check, expect
 
 #: The seed's booking, with a hotel.
@@ -22,7 +23,8 @@ HOTEL_BOOKING = {
 def check_loyalty_points(lab: Lab) -> None:
     member = f"member-{uuid.uuid4().hex[:6]}"
     travel.loyalty.failures.lose_answer_next("add_points")  # it takes effect, the answer is lost
-    lab.ingress.call("LoyaltyBonus", "Award", {"member": member, "points": 100}, timeout=60)
+    lab.ingress.call("LoyaltyBonus", "Award", {"member": member, "points": 100},
+                     timeout=checking.ANSWER_SECONDS)
     calls = travel.loyalty.ledger.history(member=member)
     expect(len(calls) == 2, "the step to run twice (its first answer was lost)",
            f"the loyalty API saw {len(calls)} call(s): {calls}",
@@ -39,7 +41,8 @@ def check_loyalty_points(lab: Lab) -> None:
 def check_hotel_saga(lab: Lab) -> None:
     hotel_before = len(travel.hotels.ledger.entries())
     trip = f"trip-{uuid.uuid4().hex[:8]}"
-    result = lab.ingress.call("TripWithHotel", "Run", HOTEL_BOOKING, key=trip, timeout=60)
+    result = lab.ingress.call("TripWithHotel", "Run", HOTEL_BOOKING, key=trip,
+                              timeout=checking.ANSWER_SECONDS)
     hotel = travel.hotels.ledger.entries()[hotel_before:]
     actions = [e["action"] for e in hotel]
     expect(actions == ["reserve", "confirm"],
@@ -57,7 +60,8 @@ def check_hotel_saga(lab: Lab) -> None:
     marks = {api.ledger.system: len(api.ledger.entries())
              for api in (travel.flights, travel.car_rentals, travel.hotels, travel.payments)}
     try:
-        lab.ingress.call("TripWithHotel", "Run", declined, key=f"{trip}-declined", timeout=60)
+        lab.ingress.call("TripWithHotel", "Run", declined, key=f"{trip}-declined",
+                         timeout=checking.ANSWER_SECONDS)
         failed = None
     except IngressError as error:
         failed = error
