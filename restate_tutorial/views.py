@@ -21,10 +21,12 @@ from .lab.admin import AdminClient
 class Table:
     """Rows (dicts) with named columns; ``_repr_html_`` for Jupyter, ``str`` for terminals."""
 
-    def __init__(self, title: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    def __init__(self, title: str, columns: Sequence[str], rows: list[dict[str, Any]],
+                 link: str | None = None) -> None:
         self.title = title
         self.columns = list(columns)
         self.rows = rows
+        self.link = link  # the same data in the Restate web UI
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -57,13 +59,17 @@ class Table:
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
+        # Long values wrap inside the notebook's width instead of pushing columns off-screen.
+        cell = ("<td style='text-align:left;font-family:monospace;white-space:pre-wrap;"
+                "overflow-wrap:anywhere;max-width:28em'>")
         body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left;font-family:monospace'>"
-                             f"{html.escape(v)}</td>" for v in self._cells(row)) + "</tr>"
+            "<tr>" + "".join(f"{cell}{html.escape(v)}</td>" for v in self._cells(row)) + "</tr>"
             for row in self.rows
         ) or f"<tr><td colspan='{len(self.columns)}'><i>no rows</i></td></tr>"
-        return (f"<b>{html.escape(self.title)}</b><table><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table>")
+        link = (f" · <a href='{html.escape(self.link)}' target='_blank'>in the Restate UI</a>"
+                if self.link else "")
+        return (f"<b>{html.escape(self.title)}</b>{link}<table style='table-layout:auto;"
+                f"max-width:100%'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def __repr__(self) -> str:
         return str(self)
@@ -99,22 +105,29 @@ def _where(**equals: str | None) -> str:
 
 def invocations(admin: AdminClient, service: str | None = None, key: str | None = None,
                 handler: str | None = None, status: str | None = None) -> Table:
-    """Invocations Restate knows of, oldest first, filterable by service/key/handler/status."""
+    """Invocations Restate knows of, oldest first, filterable by service/key/handler/status
+    (Restate's statuses, plus "failed": completed with a failure, as the Restate UI shows it)."""
+    where = _where(target_service_name=service, target_service_key=key,
+                   target_handler_name=handler,
+                   status="completed" if status == "failed" else status)
+    if status in ("failed", "completed"):
+        where += (" AND completion_failure IS " + ("NOT NULL" if status == "failed" else "NULL"))
     rows = admin.sql(
         "SELECT id, target, status, invoked_by, invoked_by_subscription_id, retry_count,"
         " journal_size, created_at, completed_at, completion_failure, last_failure"
-        " FROM sys_invocation" + _where(target_service_name=service, target_service_key=key,
-                                        target_handler_name=handler, status=status)
-        + " ORDER BY created_at"
+        " FROM sys_invocation" + where + " ORDER BY created_at"
     )
     for row in rows:
         row["via"] = "kafka" if row.get("invoked_by_subscription_id") else row.get("invoked_by")
         row["failure"] = row.get("completion_failure") or row.get("last_failure")
+        if row.get("status") == "completed" and row.get("completion_failure"):
+            row["status"] = "failed"  # as the Restate UI says: completed, with a failure
         row["created"] = _time(row.get("created_at"))
         row["completed"] = _time(row.get("completed_at"))
     columns = ["id", "target", "status", "via", "retry_count", "journal_size", "created",
                "completed", "failure"]
-    return Table(f"Invocations ({len(rows)}){_answered_by(admin)}", columns, rows)
+    return Table(f"Invocations ({len(rows)}){_answered_by(admin)}", columns, rows,
+                 link=f"{admin.url}/ui/invocations")
 
 
 def journal(admin: AdminClient, invocation_id: str) -> Table:
@@ -127,7 +140,13 @@ def journal(admin: AdminClient, invocation_id: str) -> Table:
         row["appended"] = _time(row.get("appended_at"))
         row["detail"] = entry_detail(row.get("entry_json"))
     return Table(f"Journal of {invocation_id} ({len(rows)} entries){_answered_by(admin)}",
-                 ["index", "entry_type", "name", "appended", "detail"], rows)
+                 ["index", "entry_type", "name", "appended", "detail"], rows,
+                 link=ui_link(admin, invocation_id))
+
+
+def ui_link(admin: AdminClient, invocation_id: str) -> str:
+    """The invocation's page in the Restate web UI (its journal drawn as a timeline)."""
+    return f"{admin.url}/ui/invocations/{invocation_id}"
 
 
 def state(admin: AdminClient, service: str, key: str | None = None) -> Table:

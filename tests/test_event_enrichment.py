@@ -67,7 +67,7 @@ def test_update_for_an_unregistered_package_fails_and_does_not_block_the_key(
     key = package()
     tracker.broker.produce(TOPIC, key, PARIS)
     wait_until(lambda: len(views.invocations(tracker.admin, service="PackageTracker", key=key,
-                                             status="completed")) == 1, 60, "the failed update")
+                                             status="failed")) == 1, 60, "the failed update")
     failed = views.invocations(tracker.admin, service="PackageTracker", key=key)[0]
     assert "package not found" in failed["failure"]
     with pytest.raises(IngressError, match="package not found"):

@@ -119,7 +119,8 @@ def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:
     failures = [r["failure"] for r in rows if r["failure"]]
     assert len(failures) == 2
     for row in rows:  # each poison record failed once, terminally: completed, never retried
-        assert row["status"] == "completed" and not row.get("last_failure"), row
+        assert row["status"] == ("failed" if row["failure"] else "completed"), row
+        assert not row.get("last_failure"), row
     assert any("malformed social media post: the body is not valid JSON" in f for f in failures)
     assert any("'metadata'" in f for f in failures)
     assert [p["content"] for p in posts.ledger.entries("create_post", user_id=who)] == [

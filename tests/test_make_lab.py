@@ -32,6 +32,11 @@ def test_make_lab_serves_the_notebooks_on_loopback() -> None:
         wait_until(lambda: bool(contents()), 60, "JupyterLab from `make lab`",
                    dead=lambda: None if lab.poll() is None else lab.stdout.read())  # type: ignore[union-attr]
         assert "00_durable_execution_basics.ipynb" in contents()
+        # No "get notified about Jupyter news?" pop-up over the notebooks.
+        settings = httpx.get(f"http://127.0.0.1:{port}/lab/api/settings/"
+                             "@jupyterlab/apputils-extension:notification",
+                             headers={"Authorization": f"token {token}"}, timeout=5).json()
+        assert settings["settings"]["fetchNews"] == "false", settings.get("settings")
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(30)

@@ -32,8 +32,9 @@ def test_invocations_view_filters_by_service_key_and_status(lab: Lab) -> None:
     rows = views.invocations(lab.admin, service="Inbox", key=key, handler="add")
     assert len(rows) == 1
     assert rows[0]["status"] == "completed" and rows[0]["via"] == "ingress"
-    failed = views.invocations(lab.admin, service="Greeter", status="completed")
-    assert all(r["target"] == "Greeter/greet" for r in failed)
+    done = views.invocations(lab.admin, service="Greeter", status="completed")
+    assert done and all(r["target"] == "Greeter/greet" and not r["failure"] for r in done)
+    assert done.link == f"{lab.admin.url}/ui/invocations" and done.link in done._repr_html_()
 
 
 def test_failures_are_shown_with_their_message(lab: Lab) -> None:
@@ -42,7 +43,8 @@ def test_failures_are_shown_with_their_message(lab: Lab) -> None:
         lab.ingress.attach(invocation)
     assert failed.value.status == 400
     [row] = [r for r in views.invocations(lab.admin, service="Greeter") if r["id"] == invocation]
-    assert "malformed greeting" in row["failure"]
+    assert "malformed greeting" in row["failure"] and row["status"] == "failed"
+    assert invocation in [r["id"] for r in views.invocations(lab.admin, status="failed")]
     journal = views.journal(lab.admin, invocation)
     assert journal[-1]["detail"].startswith("✗ [400] malformed greeting")
 

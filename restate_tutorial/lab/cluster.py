@@ -89,6 +89,16 @@ class RestateCluster:
         """What the cluster says about itself (`restatectl status`, asked of the live nodes)."""
         return restatectl([n.node_url for n in self.nodes if n.running], "status")
 
+    def partitions(self) -> dict[str, tuple[int, int]]:
+        """How many partitions each live node leads and follows, from `restatectl status`."""
+        names = {n.node_name for n in self.nodes}
+        counts = {}
+        for cells in (line.split() for line in self.status().splitlines()):
+            # NODE-ID  NAME  UPTIME  METADATA  LEADER  FOLLOWER  …
+            if len(cells) > 5 and cells[1] in names and cells[4].isdigit() and cells[5].isdigit():
+                counts[cells[1]] = (int(cells[4]), int(cells[5]))
+        return counts
+
     def logs(self, tail: int | None = None) -> str:
         return "\n".join(f"[{n.node_name}] {line}" for n in self.nodes
                          for line in n.logs(tail).splitlines())

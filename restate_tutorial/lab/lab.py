@@ -24,6 +24,10 @@ from .kafka import KafkaBroker
 from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
 
+# The SDK logs every failed attempt with a long traceback; the logbook turns each into one line
+# (and keeps it for logbook.show()), for every lab, whatever the notebook imported.
+from .. import logbook  # noqa: E402, F401  isort: skip
+
 KAFKA_CLUSTER = "my-cluster"
 
 
@@ -244,7 +248,7 @@ class Lab:
                     if isinstance(self.server, RestateCluster) else "")
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
                 f"{self.server.admin_url}{external} · services {self.host.url} · Kafka "
-                f"{self.broker.bootstrap_servers}")
+                f"{self.broker.bootstrap_servers} · UI {self.server.admin_url}/ui/")
 
     def __enter__(self) -> Lab:
         return self.start()
