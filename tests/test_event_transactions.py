@@ -95,6 +95,7 @@ def test_crash_during_moderation_wait_resumes_with_the_same_post(feed: Lab, cras
     feed.broker.produce(TOPIC, who, post(f"survive a {crash} crash"))
     invocation = invocation_of(feed, who)
     feed.admin.wait_for_entry(invocation, "Command: Sleep")
+    at_crash = (posts.ledger.history(user_id=who), moderation.ledger.history(user_id=who))
     if crash == "service host":
         feed.host.stop()
         assert not feed.host.running
@@ -102,10 +103,13 @@ def test_crash_during_moderation_wait_resumes_with_the_same_post(feed: Lab, cras
     else:
         feed.server.restart()
     wait_for_feed(who, 1)
-    created = posts.ledger.entries("create_post", user_id=who)
-    assert len(created) == 1
-    assert posts.feed(who) == [created[0]["post_id"]]
-    assert posts.ledger.count("update_feed", user_id=who) == 1
+    # Nothing journaled before the crash ran again — not even as a deduplicated repeat: the
+    # histories are those at the crash, followed by the steps that came after it.
+    assert at_crash == (["create_post"], ["check"])
+    assert posts.ledger.history(user_id=who) == ["create_post", "update_feed"]
+    assert [e["status"] for e in moderation.ledger.entries(user_id=who)] == [
+        "PENDING", "PENDING", "DONE"]
+    assert posts.feed(who) == [posts.ledger.entries("create_post", user_id=who)[0]["post_id"]]
 
 
 def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:

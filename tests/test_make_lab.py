@@ -36,7 +36,9 @@ def test_make_lab_serves_the_notebooks_on_loopback() -> None:
         settings = httpx.get(f"http://127.0.0.1:{port}/lab/api/settings/"
                              "@jupyterlab/apputils-extension:notification",
                              headers={"Authorization": f"token {token}"}, timeout=5).json()
-        assert settings["settings"]["fetchNews"] == "false", settings.get("settings")
+        defaults = settings["schema"]["properties"]  # overrides.json sets the defaults
+        assert defaults["fetchNews"]["default"] == "false", defaults["fetchNews"]
+        assert defaults["checkForUpdates"]["default"] is False, defaults["checkForUpdates"]
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(30)

@@ -92,6 +92,9 @@ class Lab:
     the services and the Kafka cluster ``my-cluster``; ``stop()`` — or the end of this process,
     however it ends — takes it all down. Ports are free ones unless given.
 
+    ``server_settings`` are restate-server settings as environment variables (``RESTATE_…``),
+    e.g. the harness modes of :mod:`restate_tutorial.testing`.
+
     External mode, from the environment: RESTATE_ADMIN_URL + RESTATE_INGRESS_URL use your own
     Restate instead of starting one; KAFKA_BOOTSTRAP_SERVERS your own Kafka;
     RESTATE_TUTORIAL_SERVICE_URL is where that Restate reaches the service host (default
@@ -99,7 +102,8 @@ class Lab:
     """
 
     def __init__(self, services: Sequence[Any], *, nodes: int = 1, ports: LabPorts | None = None,
-                 data_dir: Path | None = None, topics: Sequence[str] = ()) -> None:
+                 data_dir: Path | None = None, topics: Sequence[str] = (),
+                 server_settings: dict[str, str] | None = None) -> None:
         self.services = list(services)
         self.ports = ports or LabPorts.free(nodes)
         self._owns_data_dir = data_dir is None
@@ -119,6 +123,9 @@ class Lab:
         self.served: list[ServiceHost] = []  # the hosts of lab.serve(...), oldest first
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
+        for node in every:  # RESTATE_… settings for each restate-server the lab starts
+            if isinstance(node, RestateServer):
+                node.cluster_env.update(server_settings or {})
         self.admin = AdminClient([n.admin_url for n in every])
         self.ingress = IngressClient([n.ingress_url for n in every])
 
