@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import processes
 from .cli import restatectl
 from .server import RestatePorts, RestateServer
 
@@ -23,7 +23,7 @@ class RestateCluster:
 
     def __init__(self, ports: Sequence[RestatePorts], data_dir: Path | None = None,
                  replication: int = 2) -> None:
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="restate-cluster-"))
+        self.data_dir = data_dir or processes.temp_dir("restate-cluster-")
         metadata = ",".join(f'"http://127.0.0.1:{p.node}/"' for p in ports)
         self.nodes = [
             RestateServer(p, self.data_dir / f"n{i}", node_name=f"n{i}", cluster_env={

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +33,17 @@ class KafkaBroker:
         self.external = bootstrap_servers is not None
         self.port = port or (0 if self.external else processes.free_port())
         self.bootstrap_servers = bootstrap_servers or f"{LOOPBACK}:{self.port}"
-        self.log_file = (log_dir or Path(tempfile.mkdtemp(prefix="kafka-lab-"))) / "broker.log"
+        self._log_dir = log_dir
+        self._log_file: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._producer: KafkaProducer | None = None
+
+    @property
+    def log_file(self) -> Path:
+        """The embedded broker's log (in a temp dir of its own unless ``log_dir`` was given)."""
+        if self._log_file is None:
+            self._log_file = (self._log_dir or processes.temp_dir("kafka-lab-")) / "broker.log"
+        return self._log_file
 
     @classmethod
     def from_env(cls, port: int | None = None, log_dir: Path | None = None) -> KafkaBroker:

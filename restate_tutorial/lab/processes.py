@@ -7,10 +7,12 @@ import ctypes
 import os
 import queue
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -115,10 +117,22 @@ def kill(child: subprocess.Popen[bytes]) -> None:
         _children.remove(child)
 
 
+_temp_dirs: list[Path] = []
+
+
+def temp_dir(prefix: str) -> Path:
+    """A new directory in the system temp dir, deleted when this process exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _temp_dirs.append(path)
+    return path
+
+
 @atexit.register
 def _reap_children() -> None:
     for child in list(_children):
         terminate(child, timeout=5.0)
+    for path in _temp_dirs:  # after the children: they may write there until they end
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _ephemeral_low() -> int:

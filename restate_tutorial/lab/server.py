@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ class RestateServer:
     def __init__(self, ports: RestatePorts | None = None, data_dir: Path | None = None,
                  node_name: str = "lab", cluster_env: dict[str, str] | None = None) -> None:
         self.ports = ports or RestatePorts.free()
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="restate-lab-"))
+        self.data_dir = data_dir or processes.temp_dir("restate-server-")
         self.node_name = node_name
         self.cluster_env = cluster_env or {}  # settings shared by the nodes of a cluster
         self.log_file = self.data_dir / "restate-server.log"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -165,4 +167,17 @@ def test_a_lab_leaves_nothing_in_the_temp_dir() -> None:
         assert lab.data_dir.parent == temp
         lab.server.restart()
         lab.ingress.call("Greeter", "greet", {"name": "T", "delay_seconds": 0})
+    assert set(temp.iterdir()) - before == set()
+
+
+def test_a_process_that_ran_servers_and_brokers_leaves_nothing_in_the_temp_dir() -> None:
+    """Standalone parts too: a RestateServer or KafkaBroker made without a data dir gets a temp
+    dir of its own, deleted when the process exits (an external broker gets none)."""
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.iterdir())
+    script = ("from restate_tutorial.lab import KafkaBroker, RestateServer\n"
+              "server = RestateServer().start(); broker = KafkaBroker().start()\n"
+              "KafkaBroker(bootstrap_servers=broker.bootstrap_servers).topics()\n"
+              "server.stop(); broker.stop()\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert set(temp.iterdir()) - before == set()
