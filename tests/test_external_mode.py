@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,8 +145,11 @@ def test_half_configured_external_mode_is_one_clear_sentence(
 
     monkeypatch.setenv("RESTATE_ADMIN_URL", "http://127.0.0.1:9")
     monkeypatch.delenv("RESTATE_INGRESS_URL", raising=False)
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.iterdir())
     with pytest.raises(LabError, match="Set both RESTATE_ADMIN_URL and RESTATE_INGRESS_URL"):
         Lab([])
+    assert set(temp.iterdir()) - before == set()  # refused before it made anything
 
 
 def test_compose_file_is_valid_against_the_compose_specification() -> None:

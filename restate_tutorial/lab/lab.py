@@ -106,6 +106,7 @@ class Lab:
                  server_settings: dict[str, str] | None = None) -> None:
         self.services = list(services)
         self.ports = ports or LabPorts.free(nodes)
+        external = ExternalRestate.from_env()  # before making a data dir: it may refuse
         self._owns_data_dir = data_dir is None
         if data_dir is None:
             _remove_abandoned_data_dirs()
@@ -114,7 +115,7 @@ class Lab:
         self.data_dir = Path(data_dir)
         self.topics = list(topics)
         self.server: RestateServer | RestateCluster | ExternalRestate = (
-            ExternalRestate.from_env()
+            external
             or (RestateCluster(self.ports.restate, self.data_dir / "restate")
                 if len(self.ports.restate) > 1
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
