@@ -70,3 +70,44 @@ def test_no_retries_fails_fast_with_the_handlers_error(pytester: pytest.Pytester
     output = run.stdout.str()
     # The handler's own error, at once (without the mode: retried until the 20 s timeout).
     assert "HTTP 500: RuntimeError('a bug in the handler')" in output, output[-3000:]
+
+
+LEAVES_ONE_RUNNING = '''
+import asyncio
+
+import restate
+from restate import Context
+
+service = restate.Service("Forever")
+
+
+@service.handler()
+async def wait(ctx: Context, request: dict) -> None:
+    await asyncio.sleep(3600)  # never returns
+
+
+def test_leaves_an_invocation_running(restate_lab):
+    restate_lab.serve(service)
+    restate_lab.ingress.send("Forever", "wait", {})
+
+
+def test_waits_for_one_that_never_answers(restate_lab):
+    restate_lab.serve(service)
+    restate_lab.ingress.call("Forever", "wait", {}, timeout=2)
+'''
+
+
+def test_an_invocation_left_running_does_not_hang_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(LEAVES_ONE_RUNNING)
+    run = pytester.runpytest_subprocess("-q", timeout=120)  # the session ends: the lab stops
+    run.assert_outcomes(passed=1, failed=1)
+    assert "LabError: No answer from /Forever/wait within 2 s" in run.stdout.str()
+
+
+def test_a_lab_that_cannot_start_says_the_fix_in_one_line(pytester: pytest.Pytester,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTATE_SERVER_BIN", str(pytester.path / "no-such-binary"))
+    pytester.makepyfile("def test_x(restate_lab):\n    pass\n")
+    run = pytester.runpytest_subprocess("-q")
+    run.assert_outcomes(errors=1)
+    assert "is not an executable" in run.stdout.str() and "RESTATE_SERVER_BIN" in run.stdout.str()
