@@ -8,8 +8,9 @@ Installing this package registers it (entry point ``pytest11``). In any project:
 
 Fixtures: ``restate_lab`` (one lab per test session: restate-server, a Kafka broker, your
 services served from the test process; ``.serve``, ``.ingress``, ``.admin``, ``.broker``,
-``.subscribe``), ``restate_key`` (a key of this test's own, for objects and workflows), and
-``restate_views`` (the journal/state/invocations views).
+``.subscribe``), ``restate_ingress`` and ``restate_admin`` (its clients), ``restate_key`` (a key
+of this test's own, for objects and workflows), and ``restate_views`` (the journal, state and
+invocations views).
 
 Two modes catch bugs that a plain run hides (as the Restate SDK's Docker-based harness does):
 
@@ -32,7 +33,7 @@ from typing import Any
 import pytest
 
 from . import views
-from .lab import Lab
+from .lab import AdminClient, IngressClient, Lab
 
 #: The server settings of each mode (the SDK harness uses the same ones).
 ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -83,5 +84,18 @@ def restate_key(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def restate_ingress(restate_lab: TestLab) -> IngressClient:
+    """Calls through Restate's HTTP ingress: ``call``, ``send``, ``attach``, ``get``."""
+    return restate_lab.ingress
+
+
+@pytest.fixture
+def restate_admin(restate_lab: TestLab) -> AdminClient:
+    """Restate's admin API: ``sql(...)``, deployments, subscriptions, ``wait_for_entry``."""
+    return restate_lab.admin
+
+
+@pytest.fixture
 def restate_views() -> ModuleType:
+    """The journal / state / invocations views (``views.journal(restate_admin, id)``…)."""
     return views

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from restate_tutorial import event_transactions, sagas
-from restate_tutorial.lab import IngressError, wait_until
+from restate_tutorial.lab import AdminClient, IngressError, wait_until
 from restate_tutorial.simulated import social
 from restate_tutorial.testing import TestLab
 
@@ -32,7 +32,8 @@ def test_declined_payment_runs_the_compensations_in_reverse(
     assert "CarRentals" in calls[-2] and "Flights" in calls[-1]  # car first, then the flight
 
 
-def test_a_kafka_post_reaches_the_feed(restate_lab: TestLab, restate_key: str) -> None:
+def test_a_kafka_post_reaches_the_feed(restate_lab: TestLab, restate_key: str,
+                                       restate_admin: AdminClient) -> None:
     restate_lab.serve(event_transactions.user_feed)
     restate_lab.subscribe("social-media-posts", "UserFeed", "ProcessPost")
     social.moderation.script(restate_key, 1)
@@ -41,3 +42,6 @@ def test_a_kafka_post_reaches_the_feed(restate_lab: TestLab, restate_key: str) -
     wait_until(lambda: len(social.social_media.feed(restate_key)) == 1, 60, "the feed update")
     [post] = social.social_media.ledger.entries("create_post", user_id=restate_key)
     assert post["content"] == "tested"
+    [row] = restate_admin.sql("SELECT status FROM sys_invocation WHERE target = "
+                              f"'UserFeed/{restate_key}/ProcessPost'")
+    assert row["status"] == "completed"
