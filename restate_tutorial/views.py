@@ -326,9 +326,18 @@ def _mermaid_id(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
+_UUID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+
 def _mermaid_text(label: str) -> str:
+    """A label that fits a diagram: UUIDs shortened to their first 8 digits (the text version
+    keeps them whole), long text cut at a word boundary."""
     text = mask_card_numbers(label).replace(";", ",").replace("#", "").replace("\n", " ")
-    return text if len(text) <= 70 else text[:69] + "…"
+    text = _UUID.sub(r"\1…", text)
+    if len(text) <= 70:
+        return text
+    cut = text[:69].rsplit(" ", 1)[0]
+    return (cut if len(cut) > 40 else text[:69]) + " …"
 
 
 @dataclass

@@ -72,3 +72,14 @@ def test_entry_detail_decodes_payloads_and_failures() -> None:
     assert entry_detail('{"Command":{"Input":{"payload":[123,125],"headers":[]}}}') == "{}"
     failure = '{"Command":{"Output":{"result":{"Failure":{"code":409,"message":"no"}}}}}'
     assert entry_detail(failure) == "✗ [409] no"
+
+
+def test_diagram_labels_shorten_uuids_and_cut_at_a_word() -> None:
+    diagram = views.SequenceDiagram("BookingWorkflow", [
+        ("Flights", "BookingWorkflow", '✓ "8685229b-c219-466f-9a70-9f54b968a1b9"'),
+        ("BookingWorkflow", "BookingWorkflow",
+         "run charge ✗ [402] This payment should never be accepted! Aborting booking. Really.")])
+    text = diagram.mermaid()
+    assert '✓ "8685229b…"' in text and "c219-466f" not in text
+    assert "Aborting …" in text  # cut between words, not in one
+    assert "8685229b-c219-466f-9a70-9f54b968a1b9" in str(diagram)  # the text keeps the whole id
