@@ -81,7 +81,7 @@ def _process_exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists; it is someone else's
     return True
 
 
