@@ -42,6 +42,7 @@ def test_a_kafka_post_reaches_the_feed(restate_lab: TestLab, restate_key: str,
     wait_until(lambda: len(social.social_media.feed(restate_key)) == 1, 60, "the feed update")
     [post] = social.social_media.ledger.entries("create_post", user_id=restate_key)
     assert post["content"] == "tested"
-    [row] = restate_admin.sql("SELECT status FROM sys_invocation WHERE target = "
-                              f"'UserFeed/{restate_key}/ProcessPost'")
-    assert row["status"] == "completed"
+    query = ("SELECT status FROM sys_invocation WHERE target = "
+             f"'UserFeed/{restate_key}/ProcessPost'")
+    wait_until(lambda: [r["status"] for r in restate_admin.sql(query)] == ["completed"], 30,
+               "the invocation to complete (the feed update is its last step)")
