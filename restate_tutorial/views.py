@@ -104,9 +104,11 @@ def _where(**equals: str | None) -> str:
 
 
 def invocations(admin: AdminClient, service: str | None = None, key: str | None = None,
-                handler: str | None = None, status: str | None = None) -> Table:
+                handler: str | None = None, status: str | None = None,
+                show_deployment: bool = False) -> Table:
     """Invocations Restate knows of, oldest first, filterable by service/key/handler/status
-    (Restate's statuses, plus "failed": completed with a failure, as the Restate UI shows it)."""
+    (Restate's statuses, plus "failed": completed with a failure, as the Restate UI shows it).
+    ``show_deployment`` adds the deployment each one is pinned to (it runs to its end there)."""
     where = _where(target_service_name=service, target_service_key=key,
                    target_handler_name=handler,
                    status="completed" if status == "failed" else status)
@@ -114,7 +116,8 @@ def invocations(admin: AdminClient, service: str | None = None, key: str | None 
         where += (" AND completion_failure IS " + ("NOT NULL" if status == "failed" else "NULL"))
     rows = admin.sql(
         "SELECT id, target, status, invoked_by, invoked_by_subscription_id, retry_count,"
-        " journal_size, created_at, completed_at, completion_failure, last_failure"
+        " journal_size, created_at, completed_at, completion_failure, last_failure,"
+        " pinned_deployment_id AS deployment"
         " FROM sys_invocation" + where + " ORDER BY created_at"
     )
     for row in rows:
@@ -125,9 +128,27 @@ def invocations(admin: AdminClient, service: str | None = None, key: str | None 
         row["created"] = _time(row.get("created_at"))
         row["completed"] = _time(row.get("completed_at"))
     columns = ["id", "target", "status", "via", "retry_count", "journal_size", "created",
-               "completed", "failure"]
+               "completed", "failure"] + (["deployment"] if show_deployment else [])
     return Table(f"Invocations ({len(rows)}){_answered_by(admin)}", columns, rows,
                  link=f"{admin.url}/ui/invocations")
+
+
+def deployments(admin: AdminClient) -> Table:
+    """The registered deployments, oldest first: where each one is served, what it serves,
+    and how many unfinished invocations are pinned to it (they finish there, and only there)."""
+    unfinished = {row.get("deployment"): row["n"] for row in admin.sql(
+        "SELECT pinned_deployment_id AS deployment, count(*) AS n FROM sys_invocation"
+        " WHERE status <> 'completed' GROUP BY pinned_deployment_id")}
+    rows = sorted(admin.deployments(), key=lambda d: d.get("created_at", ""))
+    for row in rows:
+        row["endpoint"] = row.get("uri") or row.get("arn") or ""
+        row["created"] = _time(row.get("created_at"))
+        row["services"] = ", ".join(f"{s['name']} (revision {s['revision']})"
+                                    for s in row.get("services", []))
+        row["unfinished invocations"] = unfinished.get(row["id"], 0)
+    return Table(f"Deployments ({len(rows)}){_answered_by(admin)}",
+                 ["id", "endpoint", "created", "services", "unfinished invocations"], rows,
+                 link=f"{admin.url}/ui/overview")
 
 
 def journal(admin: AdminClient, invocation_id: str) -> Table:

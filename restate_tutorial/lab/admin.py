@@ -62,6 +62,10 @@ class AdminClient:
                              "service host running and serving restate.app?)",
                              {"uri": uri, "force": force}).json()
 
+    def deployments(self) -> list[dict[str, Any]]:
+        """Every registered deployment, with the services (and revisions) it serves."""
+        return self._request("GET", "/deployments", "list deployments").json()["deployments"]
+
     def services(self) -> list[str]:
         body = self._request("GET", "/services", "list services").json()
         return sorted(s["name"] for s in body["services"])
@@ -106,6 +110,25 @@ class AdminClient:
         self._request("PATCH", f"/invocations/{invocation_id}/cancel",
                       f"cancel invocation {invocation_id}")
 
+    def restart_as_new(self, invocation_id: str, from_index: int | None = None,
+                       deployment: str | None = None) -> str:
+        """Start a new invocation from a completed (e.g. killed) one; returns its id.
+
+        It gets the old one's input; with ``from_index`` also its journal up to that entry
+        (included), and runs on ``deployment`` (an id, or "latest"). Asked again for the same
+        invocation, it returns the invocation the first request made instead of a second one.
+        """
+        earlier = self.sql("SELECT id FROM sys_invocation WHERE restarted_from = "
+                           f"'{invocation_id}' ORDER BY created_at")
+        if earlier:
+            return str(earlier[0]["id"])
+        options = {"from": from_index, "deployment": deployment}
+        query = "&".join(f"{k}={v}" for k, v in options.items() if v is not None)
+        response = self._request("PATCH", f"/invocations/{invocation_id}/restart-as-new"
+                                 + (f"?{query}" if query else ""),
+                                 f"restart invocation {invocation_id} as new")
+        return str(response.json()["new_invocation_id"])
+
     def sql(self, query: str, timeout: float = 15.0) -> list[dict[str, Any]]:
         """Run SQL against Restate's introspection tables (sys_invocation, sys_journal, state…).
 
@@ -132,6 +155,23 @@ class AdminClient:
         wait_until(lambda: self.sql(query)[0]["n"] >= count, timeout,
                    f"{count} {entry_type!r} entries in the journal of {invocation_id}",
                    interval=0.05)
+
+    def wait_for_status(self, invocation_id: str, *statuses: str, failure: str = "",
+                        timeout: float = 30.0) -> dict[str, Any]:
+        """Block until the invocation is in one of ``statuses`` (e.g. "backing-off", "paused",
+        "completed") and, if ``failure`` is given, its last failure contains it; returns its
+        row of ``sys_invocation`` at that moment."""
+        query = f"SELECT * FROM sys_invocation WHERE id = '{invocation_id}'"
+        found: list[dict[str, Any]] = []
+
+        def reached() -> bool:
+            found[:] = self.sql(query)
+            return (bool(found) and found[0]["status"] in statuses
+                    and failure in found[0].get("last_failure", ""))
+
+        wait_until(reached, timeout, f"{invocation_id} {' or '.join(statuses)} {failure}",
+                   interval=0.05)
+        return found[0]
 
     def close(self) -> None:
         self._http.close()

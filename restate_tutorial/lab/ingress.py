@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -77,6 +78,12 @@ class IngressClient:
         """Wait for a (sent) invocation to finish and return its result."""
         return self._request("GET", f"/restate/invocation/{invocation_id}/attach", None,
                              timeout, None)
+
+    def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
+        """Complete an awakeable (what an external system does to wake the invocation that
+        waits on it). Resolving it again changes nothing."""
+        self._request("POST", f"/restate/awakeables/{quote(awakeable_id, safe='')}/resolve",
+                      json.dumps(value).encode(), None, None)
 
     def close(self) -> None:
         self._http.close()

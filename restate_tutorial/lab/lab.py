@@ -121,7 +121,7 @@ class Lab:
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
         self.broker = KafkaBroker.from_env(self.ports.kafka, self.data_dir)
         self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
-        self.served: list[ServiceHost] = []  # the hosts of lab.serve(...), oldest first
+        self.served: dict[str, ServiceHost] = {}  # deployment id → host, of lab.serve(...)
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
         for node in every:  # RESTATE_… settings for each restate-server the lab starts
@@ -197,12 +197,28 @@ class Lab:
         except BaseException:
             host.stop()
             raise
-        self.served.append(host)
+        self.served[str(deployment["id"])] = host
         return str(deployment["id"])
+
+    def replace_code(self, deployment_id: str, *services: Any) -> None:
+        """Serve ``services`` instead of the code of deployment ``deployment_id`` (one of
+        ``serve``'s), at the same address, without telling Restate.
+
+        This is what an in-place redeploy does, and exactly what Restate's immutable deployments
+        assume never happens: an invocation pinned to the deployment replays its journal on
+        code it did not start with. Notebook 05 shows where that leads (a journal mismatch).
+        """
+        old = self.served.get(deployment_id)
+        if old is None:
+            raise LabError(f"{deployment_id} is not a deployment served by lab.serve(...): "
+                           f"pick one of {', '.join(self.served) or '(none yet)'}.")
+        old.stop()
+        new = ServiceHost(restate.app(services=list(services)), old.port)
+        self.served[deployment_id] = new.start()
 
     def stop(self) -> None:
         """Stop everything (idempotent); a lab-made data dir is deleted."""
-        for host in self.served:
+        for host in self.served.values():
             host.stop()
         self.served.clear()
         self.host.stop()
@@ -222,6 +238,14 @@ class Lab:
     def cli(self, *args: str) -> str:
         """Run the official ``restate`` CLI against this lab, e.g. ``lab.cli("kv", "get", …)``."""
         return restate_cli(self.server.admin_url, self.server.ingress_url, *args)
+
+    def show_cli(self, *args: str) -> None:
+        """Print ``$ restate <args>`` and what it printed: the command to copy, and its answer."""
+        print(f"$ restate {' '.join(args)}")
+        try:
+            print(self.cli(*args).rstrip())
+        except LabError as error:  # e.g. killing an invocation that has ended: it says so
+            print(error)
 
     def restart_broker(self) -> None:
         """Crash and restart the embedded broker, then make events flow again.
