@@ -159,15 +159,16 @@ class AdminClient:
     def wait_for_status(self, invocation_id: str, *statuses: str, failure: str = "",
                         timeout: float = 30.0) -> dict[str, Any]:
         """Block until the invocation is in one of ``statuses`` (e.g. "backing-off", "paused",
-        "completed") and, if ``failure`` is given, its last failure contains it; returns its
-        row of ``sys_invocation`` at that moment."""
+        "completed"); returns its row of ``sys_invocation`` at that moment. With ``failure``,
+        a backing-off invocation counts only once its last failure contains that text."""
         query = f"SELECT * FROM sys_invocation WHERE id = '{invocation_id}'"
         found: list[dict[str, Any]] = []
 
         def reached() -> bool:
             found[:] = self.sql(query)
             return (bool(found) and found[0]["status"] in statuses
-                    and failure in found[0].get("last_failure", ""))
+                    and (found[0]["status"] != "backing-off"
+                         or failure in found[0].get("last_failure", "")))
 
         wait_until(reached, timeout, f"{invocation_id} {' or '.join(statuses)} {failure}",
                    interval=0.05)
