@@ -8,7 +8,7 @@ TOOLS := .tools
 VENV_STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl
 
-.PHONY: setup lab test up demo bench chaos lint clean
+.PHONY: setup browser lab test up demo bench chaos lint clean
 
 setup: $(VENV_STAMP) $(TOOLS_STAMP)
 
@@ -18,9 +18,10 @@ $(VENV_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@# JupyterLab without its "news" and update pop-ups (they cover every page).
+	@# JupyterLab without its "news" and update pop-ups (they cover every page), and without
+	@# a "Select Kernel" dialog on opening each notebook (the notebooks' kernel starts).
 	mkdir -p $(VENV)/share/jupyter/lab/settings
-	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}, "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": true}}' \
 		> $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
@@ -36,7 +37,15 @@ lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
-test: setup
+# Chromium for the browser test: Debian's package (Playwright's own browser download is not
+# reachable here), installed when run as root on Debian/Ubuntu (CI), else named in one sentence.
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || echo "The browser test needs Chromium: install your" \
+		"system's chromium package (Debian/Ubuntu: sudo apt-get install chromium)."
+
+test: setup browser
 	$(BIN)/ruff check restate_tutorial tests benchmarks
 	RESTATE_TUTORIAL_POLL_SECONDS=0.5 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider
 

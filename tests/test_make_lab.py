@@ -1,44 +1,168 @@
-"""`make lab` — the learner's one command — serves JupyterLab on 127.0.0.1 with the notebooks."""
+"""`make lab` — the learner's one command — serves JupyterLab on 127.0.0.1 with the notebooks;
+and every notebook, run in it by a real browser as a learner would, shows no error."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from restate_tutorial.lab import free_port, wait_until
 from restate_tutorial.lab.binaries import PROJECT_DIR
 
+NOTEBOOKS = sorted(p.name for p in (PROJECT_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright's own download is not reachable
+# Headless, and no calls home: the machine's network is closed (SPEC §5).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = PROJECT_DIR / "test-screenshots"
+TOKEN = "lab-test-token"
 
-def test_make_lab_serves_the_notebooks_on_loopback() -> None:
-    port, token = free_port(), "lab-test-token"
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`make lab` on a free port; yields its URL. Its own settings and workspaces dirs: every
+    cell of a notebook in the page (no windowing), so the whole notebook can be checked."""
+    settings = tmp_path_factory.mktemp("jupyterlab-settings")
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}')
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("jupyterlab-workspaces"))}
+    port = free_port()
     lab = subprocess.Popen(
         ["make", "--no-print-directory", "lab",
-         f"LAB_ARGS=--ServerApp.port={port} --no-browser --IdentityProvider.token={token}"],
-        cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         f"LAB_ARGS=--ServerApp.port={port} --no-browser --IdentityProvider.token={TOKEN}"],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
     try:
-        def contents() -> list[str]:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/contents",
-                                   headers={"Authorization": f"token {token}"}, timeout=2)
-            except httpx.HTTPError:
-                return []
-            return [item["name"] for item in answer.json()["content"]] if answer.is_success \
-                else []
-
-        wait_until(lambda: bool(contents()), 60, "JupyterLab from `make lab`",
+        wait_until(lambda: bool(_contents(url)), 60, "JupyterLab from `make lab`",
                    dead=lambda: None if lab.poll() is None else lab.stdout.read())  # type: ignore[union-attr]
-        assert "00_durable_execution_basics.ipynb" in contents()
-        # No "get notified about Jupyter news?" pop-up over the notebooks.
-        settings = httpx.get(f"http://127.0.0.1:{port}/lab/api/settings/"
-                             "@jupyterlab/apputils-extension:notification",
-                             headers={"Authorization": f"token {token}"}, timeout=5).json()
-        defaults = settings["schema"]["properties"]  # overrides.json sets the defaults
-        assert defaults["fetchNews"]["default"] == "false", defaults["fetchNews"]
-        assert defaults["checkForUpdates"]["default"] is False, defaults["checkForUpdates"]
+        yield url
     finally:
         os.killpg(lab.pid, signal.SIGTERM)
         lab.wait(30)
+
+
+def _contents(url: str) -> list[str]:
+    try:
+        answer = httpx.get(f"{url}/api/contents", headers={"Authorization": f"token {TOKEN}"},
+                           timeout=2)
+    except httpx.HTTPError:
+        return []
+    return [item["name"] for item in answer.json()["content"]] if answer.is_success else []
+
+
+def test_make_lab_serves_the_notebooks_on_loopback(jupyterlab: str) -> None:
+    assert set(NOTEBOOKS) <= set(_contents(jupyterlab))
+    # No "get notified about Jupyter news?" pop-up, no "Select Kernel" dialog.
+    def defaults(plugin: str) -> dict[str, Any]:
+        return httpx.get(f"{jupyterlab}/lab/api/settings/{plugin}",
+                         headers={"Authorization": f"token {TOKEN}"}, timeout=5
+                         ).json()["schema"]["properties"]  # overrides.json sets the defaults
+
+    notification = defaults("@jupyterlab/apputils-extension:notification")
+    assert notification["fetchNews"]["default"] == "false", notification["fetchNews"]
+    assert notification["checkForUpdates"]["default"] is False
+    tracker = defaults("@jupyterlab/notebook-extension:tracker")
+    assert tracker["autoStartDefaultKernel"]["default"] is True
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("The browser test needs Chromium: install Debian's chromium package "
+                    "(`apt-get install chromium`; `make test` does it when run as root).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# Every code cell but the last one (it stops the lab) shows an execution count.
+ALL_BUT_LAST_RAN = """() => {
+    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+        .map(e => e.textContent.trim());
+    const failed = document.querySelector('.jp-OutputArea-output[data-mime-type$="error"]');
+    return !prompts.includes('[*]:') &&
+        (failed !== null || prompts.slice(0, -1).every(t => /^\\[\\d+\\]:$/.test(t)));
+}"""
+ERRORS = (".jp-OutputArea-output[data-mime-type$='error'],"
+          " .jp-OutputArea-output[data-mime-type$='stderr']")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_notebook_runs_in_a_browser_without_an_error_on_screen(
+        jupyterlab: str, browser: Any, notebook: str) -> None:
+    """Open the notebook in JupyterLab, run every cell but the last, check what the page shows
+    (and, for 01, the Restate UI's page of the original example's saga), then run the last."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(f"{jupyterlab}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}"
+                  f"?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=90_000)
+        page.locator(".jp-Notebook .jp-CodeCell").last.click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Above Selected Cell", exact=True).click()
+        page.wait_for_function(ALL_BUT_LAST_RAN, timeout=600_000, polling=500)
+        _assert_no_error_on_screen(page, notebook)
+        images = [img.get_attribute("src") or "" for img in
+                  page.locator(".jp-OutputArea-output img").all()]
+        if notebook.startswith("01_"):
+            # JupyterLab renders the Mermaid sequence diagram as an <img> of SVG.
+            assert any(src.startswith("data:image/svg+xml") for src in images), images
+            _assert_the_ui_shows_the_seed_saga(browser, page)
+        if notebook.startswith("02_"):
+            assert any(src.startswith("data:image/png") for src in images), images  # timeline
+        page.locator(".jp-Notebook .jp-CodeCell").last.click()
+        page.keyboard.press("Control+Enter")  # run it, in place
+        last_prompt = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").last
+        wait_until(lambda: re.fullmatch(r"\[\d+\]:", last_prompt.text_content().strip()), 60,
+                   f"the last cell of {notebook}")
+        _assert_no_error_on_screen(page, notebook)
+    finally:
+        page.close()
+
+
+def _assert_no_error_on_screen(page: Any, notebook: str) -> None:
+    errors = page.locator(ERRORS)
+    if errors.count():
+        SCREENSHOTS.mkdir(exist_ok=True)
+        errors.first.scroll_into_view_if_needed()
+        shot = SCREENSHOTS / f"{Path(notebook).stem}.png"
+        page.screenshot(path=str(shot))
+        pytest.fail(f"{notebook} shows {errors.count()} error/stderr output(s); the first: "
+                    f"{errors.first.inner_text()[:1500]!r} (screenshot: {shot})")
+
+
+def _assert_the_ui_shows_the_seed_saga(browser: Any, notebook_page: Any) -> None:
+    """The first Restate UI link of notebook 01 is the journal of the original example's saga:
+    its page in the Restate UI lists the calls, the failed charge and the undo, in order."""
+    link = notebook_page.locator("a[href*='/ui/invocations/inv_']").first.get_attribute("href")
+    ui = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        ui.goto(link)
+        ui.get_by_text("throws").first.wait_for(timeout=30_000)
+        text = re.sub(r"\s+", "", ui.inner_text("body"))
+        expected = [r"call\(Flights\)\.Reserve", r"call\(CarRentals\)\.Reserve",
+                    r'run\("charge"\)→Thispaymentshouldneverbeaccepted', r'run\("refund"\)',
+                    r"call\(CarRentals\)\.Cancel", r"call\(Flights\)\.Cancel"]
+        if not re.search(".*".join(expected), text):
+            SCREENSHOTS.mkdir(exist_ok=True)
+            ui.screenshot(path=str(SCREENSHOTS / "01_restate_ui.png"))
+            pytest.fail(f"The Restate UI's page of the saga ({link}) does not list its journal "
+                        f"in order: {text[:2000]!r}")
+    finally:
+        ui.close()
+
