@@ -3,7 +3,9 @@ serves the services. Also the seed's manual path with the project's restate.toml
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -83,16 +86,12 @@ def test_the_seeds_manual_steps_work_with_the_projects_restate_toml(operator: Op
         ready = up.stdout.readline()  # type: ignore[union-attr]
         assert "(external Restate)" in ready, ready + up.stderr.read()  # type: ignore[union-attr]
         services = ready.split("services ")[1].split()[0]
-        # 2. `restate -y deployments register --force localhost:9080` (our port).
-        out = restate_cli(operator.admin_url, operator.ingress_url, "deployments", "register",
-                          "--force", "localhost:" + services.rsplit(":", 1)[1])
-        assert "PackageTracker" in out
-        # 3. The seed's subscription curl, verbatim body (docker compose creates the topic).
+        # 2. `up` registered its deployment: once, revision 1 of every service.
+        listed = restate_cli(operator.admin_url, operator.ingress_url, "deployments", "list")
+        assert services.rsplit(":", 1)[1] in listed and _revisions(operator) == {"1"}, listed
+        # 3. The README's subscription curl, its body verbatim (docker compose creates the topic).
         operator.broker.create_topics("package-location-updates")
-        created = httpx.post(f"{operator.admin_url}/subscriptions", json={
-            "source": "kafka://my-cluster/package-location-updates",
-            "sink": "service://PackageTracker/UpdateLocation",
-            "options": {"auto.offset.reset": "earliest"}})
+        created = httpx.post(f"{operator.admin_url}/subscriptions", json=_readme_subscription())
         assert created.is_success, created.text
         # 4. The seed's enrichment flow.
         httpx.post(f"{operator.ingress_url}/PackageTracker/package123/RegisterPackage",
@@ -105,10 +104,23 @@ def test_the_seeds_manual_steps_work_with_the_projects_restate_toml(operator: Op
             info = httpx.get(f"{operator.ingress_url}/PackageTracker/package123/getPackageInfo")
             return len(info.json()["locations"]) == 1
 
-        wait_until(located, 60, "the location update (default consumer options)", interval=0.2)
+        wait_until(located, 30, "the location update (the README's consumer options)",
+                   interval=0.2)
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(30) == 0
+
+
+def _revisions(operator: Operator) -> set[str]:
+    services = httpx.get(f"{operator.admin_url}/services").json()["services"]
+    return {str(service["revision"]) for service in services}
+
+
+def _readme_subscription() -> dict[str, Any]:
+    """The body of the subscription curl in the README's manual path."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    manual = readme.split("the original example's manual path works", 1)[1].split("```", 2)[1]
+    return json.loads(re.search(r"-d '(\{.*\})'", manual)[1])  # type: ignore[index]
 
 
 def test_scenario_suite_passes_in_external_mode(operator: Operator) -> None:
