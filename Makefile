@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
 VENV_STAMP := $(VENV)/.installed
-TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl
+TS_CLIENT_VERSION := 1.17.2
+TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl-clients-$(TS_CLIENT_VERSION)
 
 .PHONY: setup browser lab test up demo bench chaos lint clean
 
@@ -29,7 +30,8 @@ $(TOOLS_STAMP):
 	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20+ (it brings npm), then run make again."; exit 1; }
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error \
 		@restatedev/restate-server@$(RESTATE_VERSION) @restatedev/restate@$(RESTATE_VERSION) \
-		@restatedev/restatectl@$(RESTATE_VERSION)
+		@restatedev/restatectl@$(RESTATE_VERSION) \
+		@restatedev/restate-sdk-clients@$(TS_CLIENT_VERSION)
 	touch $@
 
 # JupyterLab on loopback only; it refuses to run as root unless told (containers, CI machines).
