@@ -62,7 +62,13 @@ demo: setup
 chaos: setup
 	$(BIN)/python -m restate_tutorial soak $(ARGS)
 
-bench: setup
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: setup $(BENCH_STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lint: setup

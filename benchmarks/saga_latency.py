@@ -30,19 +30,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def book(lab: Lab, body: dict, timeout: float = 30.0) -> object:
+def book(lab: Lab, body: dict, timeout: float = 30.0, workflow: str = "BookingWorkflow") -> object:
     """Send the booking, then wait for its outcome. (In a cluster whose partition leaders are
     moving, a plain call may answer 409 "already invoked" for a first request that Restate
     retried internally; send reports it as accepted, and attach gets the outcome.)"""
-    invocation = lab.ingress.send("BookingWorkflow", "Run", body,
+    invocation = lab.ingress.send(workflow, "Run", body,
                                   key=f"bench-{uuid.uuid4().hex}")
     return lab.ingress.attach(invocation, timeout=timeout)
 
 
-def timed(lab: Lab, body: dict, expect_failure: bool) -> float:
+def timed(lab: Lab, body: dict, expect_failure: bool, workflow: str = "BookingWorkflow") -> float:
     started = time.perf_counter()
     try:
-        book(lab, body)
+        book(lab, body, workflow=workflow)
         assert not expect_failure
     except IngressError:
         if not expect_failure:
@@ -50,12 +50,15 @@ def timed(lab: Lab, body: dict, expect_failure: bool) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def latency(lab: Lab, body: dict, expect_failure: bool, runs: int = RUNS) -> dict[str, float]:
+def latency(lab: Lab, body: dict, expect_failure: bool, runs: int = RUNS,
+            workflow: str = "BookingWorkflow") -> dict[str, float]:
     """p50/p99/mean in ms of ``runs`` bookings, one at a time, after a warm-up."""
-    for _ in range(WARMUP):
-        timed(lab, body, expect_failure)
-    samples = [timed(lab, body, expect_failure) for _ in range(runs)]
-    travel.reset()
+    samples = [timed(lab, body, expect_failure, workflow) for _ in range(WARMUP + runs)]
+    travel.reset()  # the ledgers grow with every run
+    return summary(samples[WARMUP:])
+
+
+def summary(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(samples), 1),
             "p99_ms": round(percentile(samples, 0.99), 1),
             "mean_ms": round(statistics.fmean(samples), 1)}

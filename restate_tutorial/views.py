@@ -494,6 +494,45 @@ def timeline(admin: AdminClient, service: str) -> Timeline:
     return Timeline(service, spans)
 
 
+WATERFALL_WIDTH = 40
+
+
+def waterfall(admin: AdminClient, invocation_id: str) -> Table:
+    """Where one invocation's time went, from Restate's own records: each invocation it called,
+    from created to completed (``█``), and each journal entry at the moment it was appended
+    (``│``) — in ms from the invocation's creation, on a scale of the whole invocation."""
+    me = sql_string(invocation_id)
+    [invocation] = admin.sql("SELECT target, created_at, completed_at FROM sys_invocation"
+                             f" WHERE id = {me}")
+    start = parse_time(invocation["created_at"])
+    end = parse_time(invocation.get("completed_at")) or _now()
+    spans: list[tuple[str, datetime, datetime | None]] = [
+        (f"call {row['target']}", parse_time(row["created_at"]),
+         parse_time(row.get("completed_at")) or end)
+        for row in admin.sql("SELECT target, created_at, completed_at FROM sys_invocation"
+                             f" WHERE invoked_by_id = {me}")]
+    spans += [(f"#{row['index']} {row['entry_type']} {row.get('name') or ''}".rstrip(),
+               parse_time(row["appended_at"]), None)
+              for row in admin.sql("SELECT index, entry_type, name, appended_at FROM sys_journal"
+                                   f" WHERE id = {me} ORDER BY index") if row.get("appended_at")]
+    total = max((end - start).total_seconds(), 0.001)
+
+    def column(moment: datetime) -> int:
+        offset = (moment - start).total_seconds() / total
+        return min(max(int(offset * WATERFALL_WIDTH), 0), WATERFALL_WIDTH - 1)
+
+    rows = [{"what": invocation["target"], "at_ms": 0.0, "took_ms": round(total * 1000, 1),
+             "bar": "█" * WATERFALL_WIDTH}]
+    for what, begin, finish in sorted(spans, key=lambda span: span[1]):
+        bar = (" " * column(begin) + "│" if finish is None else
+               " " * column(begin) + "█" * max(1, column(finish) - column(begin)))
+        rows.append({"what": what, "at_ms": round((begin - start).total_seconds() * 1000, 1),
+                     "took_ms": None if finish is None
+                     else round((finish - begin).total_seconds() * 1000, 1), "bar": bar})
+    return Table(f"Where the time went: {invocation_id} ({total * 1000:.0f} ms in Restate)",
+                 ["what", "at_ms", "took_ms", "bar"], rows, link=ui_link(admin, invocation_id))
+
+
 def parse_time(value: Any) -> Any:
     if not value:
         return None

@@ -83,3 +83,22 @@ def test_diagram_labels_shorten_uuids_and_cut_at_a_word() -> None:
     assert '✓ "8685229b…"' in text and "c219-466f" not in text
     assert "Aborting …" in text  # cut between words, not in one
     assert "8685229b-c219-466f-9a70-9f54b968a1b9" in str(diagram)  # the text keeps the whole id
+
+
+def test_waterfall_places_the_calls_and_entries_of_a_saga_on_one_scale(lab: Lab) -> None:
+    booking = {"flights": {"flight_id": "1", "passenger_name": "W"},
+               "car": {"pickup_location": "A", "rental_date": "2024-12-16"},
+               "payment_info": {"card_number": "5555555555554444", "amount": 10}}
+    invocation = lab.ingress.send("BookingWorkflow", "Run", booking, key=f"w-{uuid.uuid4().hex}")
+    lab.ingress.attach(invocation)
+    chart = views.waterfall(lab.admin, invocation)
+    assert chart[0]["what"].startswith("BookingWorkflow/w-") and chart[0]["bar"] == "█" * 40
+    calls = [row for row in chart if row["what"].startswith("call ")]
+    assert [row["what"] for row in calls[:2]] == ["call Flights/Reserve", "call CarRentals/Reserve"]
+    assert all(row["took_ms"] is not None and "█" in row["bar"] for row in calls)
+    entries = [row for row in chart if row["what"].startswith("#")]
+    assert any("charge" in row["what"] for row in entries)
+    assert all(row["took_ms"] is None and row["bar"].endswith("│") for row in entries)
+    offsets = [row["at_ms"] for row in chart[1:]]
+    assert offsets == sorted(offsets) and all(len(row["bar"]) <= 40 for row in chart)
+    assert 0 <= offsets[0] and offsets[-1] <= chart[0]["took_ms"]
