@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.saga_latency import RUNS, SAGA_SERVICES, WARMUP, good_booking, latency, summary  # noqa: E402
@@ -89,8 +91,10 @@ def dbos_latency(book: Callable[[dict[str, Any]], Any], body: dict, failure: boo
     return summary(samples[WARMUP:])
 
 
-def where_the_time_goes(lab: Lab, workflow: str) -> dict[str, float]:
-    """One successful run, timed by the client's clock and by Restate's records."""
+def where_the_time_goes(lab: Lab, workflow: str, runs: int = 20) -> dict[str, float]:
+    """One successful run, timed by the client's clock and by Restate's records; then the CPU
+    time per run of restate-server and of this Python process (the service host with the
+    handlers, and the HTTP client) over ``runs`` more runs."""
     key = f"breakdown-{uuid.uuid4().hex}"
     sent = time.time()
     lab.ingress.call(workflow, "Run", good_booking(), key=key)
@@ -104,12 +108,21 @@ def where_the_time_goes(lab: Lab, workflow: str) -> dict[str, float]:
     in_calls = sum(views.parse_time(c["completed_at"]).timestamp()
                    - views.parse_time(c["created_at"]).timestamp() for c in calls)
     print(views.waterfall(lab.admin, row["id"]))
+    server, python = psutil.Process(lab.server.pid), psutil.Process()
+    before = sum(server.cpu_times()[:2]), sum(python.cpu_times()[:2]), time.perf_counter()
+    for _ in range(runs):
+        lab.ingress.call(workflow, "Run", good_booking(), key=f"cpu-{uuid.uuid4().hex}")
+    after = sum(server.cpu_times()[:2]), sum(python.cpu_times()[:2]), time.perf_counter()
+    travel.reset()
+    per_run = [round((a - b) / runs * 1000, 1) for a, b in zip(after, before, strict=True)]
     return {"client_ms": round((answered - sent) * 1000, 1),
             "http_in_ms": round((created - sent) * 1000, 1),
             "in_restate_ms": round((completed - created) * 1000, 1),
             "in_called_invocations_ms": round(in_calls * 1000, 1),
             "called_invocations": len(calls),
-            "http_out_ms": round((answered - completed) * 1000, 1)}
+            "http_out_ms": round((answered - completed) * 1000, 1),
+            "restate_server_cpu_ms_per_run": per_run[0],
+            "python_cpu_ms_per_run": per_run[1], "wall_ms_per_run": per_run[2]}
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     CheckIn/Run {"trip_id": "…"}
       ├─ run "seat"             assign a seat (simulated airline), with a key from the journal
       ├─ awakeable + run "call back when boarding"    the airline will resolve it
-      ├─ await the awakeable    the invocation suspends: minutes, days — or a deploy — pass
+      ├─ await the awakeable    the invocation waits: minutes, days — or a deploy — pass
       └─ run "boarding pass"    send it; its text says which version of the code sent it
 
 The versions, each a fresh ``restate.Service("CheckIn")`` (notebook 05 serves them):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 from .ledger import Ledger
@@ -10,7 +9,6 @@ from .ledger import Ledger
 ledger = Ledger("airline")
 _lock = threading.Lock()
 _seats: dict[str, str] = {}  # request id → seat
-_numbers = itertools.count(1)
 
 
 def assign_seat(trip_id: str, request_id: str) -> str:
@@ -20,7 +18,7 @@ def assign_seat(trip_id: str, request_id: str) -> str:
         if seat is not None:
             ledger.record("assign seat (repeated)", trip_id=trip_id, seat=seat)
         else:
-            seat = _seats[request_id] = f"{next(_numbers) % 30 + 1}{'ABCDEF'[len(_seats) % 6]}"
+            seat = _seats[request_id] = f"{len(_seats) % 30 + 1}{'ABCDEF'[len(_seats) % 6]}"
             ledger.record("assign seat", trip_id=trip_id, seat=seat, request_id=request_id)
     return seat
 
