@@ -26,7 +26,7 @@ import restate
 from restate import RunOptions, TerminalError, WorkflowContext
 
 from .payloads import JSON_INPUT
-from .sagas import charge, parse_booking, refund
+from .sagas import charge, parse_booking, refund, undo
 from .simulated import travel
 from .simulated.travel import ReservationClosed, mask_card
 
@@ -73,7 +73,7 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
             ctx.run_typed("confirm car", _confirm, RunOptions(), travel.car_rentals, car_id))
     except TerminalError:
         for compensation in reversed(compensations):
-            await compensation()
+            await undo(compensation)
         raise
     return {"flight_reservation": flight_id, "car_reservation": car_id,
             "payment": keys["payment"], "card": mask_card(payment["card_number"]),

@@ -145,10 +145,23 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
         log.error(str(error))
         # Undo in reverse order: the last thing done is the first undone.
         for compensation in reversed(compensations):
-            await compensation()
+            await undo(compensation)
         raise
     return {"flight_reservation": flight_id, "car_reservation": car_id, "payment": payment_id,
             "card": mask_card(payment["card_number"]), "amount": payment["amount"]}
+
+
+async def undo(compensation: Callable[[], Awaitable[Any]]) -> None:
+    """Run one compensation to its end. A second cancellation of the workflow (another client,
+    a retried request) interrupts the undo in progress with a TerminalError 409: start that
+    compensation again (each one is idempotent) instead of leaving the rest undone."""
+    while True:
+        try:
+            await compensation()
+            return
+        except TerminalError as again:
+            if again.status_code != 409:
+                raise
 
 
 # -- Input checks: a malformed request fails at once with 400, before anything is booked ----

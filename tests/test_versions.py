@@ -175,3 +175,19 @@ def test_an_idempotency_key_attaches_a_repeat_to_the_first_request(lab: Lab) -> 
     assert mailer.ledger.count("draft") == drafts + 1
     row = lab.admin.sql(f"SELECT idempotency_key FROM sys_invocation WHERE id = '{first}'")
     assert row == [{"idempotency_key": key}]
+
+
+@pytest.mark.usefixtures("fresh_ledgers")
+def test_a_saga_cancelled_twice_still_undoes_everything(lab: Lab) -> None:
+    """A second cancel (another client, a retried request, a cell run again) reaches the saga
+    while it undoes; without `sagas.undo` it stopped the compensations before the first one."""
+    travel.payments.failures.fail_next("charge", 1000)
+    saga = lab.ingress.send("BookingWorkflow", "Run", BOOKING, key=f"twice-{trip()}")
+    lab.admin.wait_for_status(saga, "backing-off", failure="charge")
+    lab.admin.cancel(saga)
+    lab.admin.cancel(saga)
+    with pytest.raises(IngressError, match="409.*cancelled"):
+        lab.ingress.attach(saga)
+    assert travel.flights.ledger.history() == ["reserve", "cancel [cancelled]"]
+    assert travel.car_rentals.ledger.history() == ["reserve", "cancel [cancelled]"]
+    assert travel.payments.ledger.history() == ["refund [nothing was charged]"]

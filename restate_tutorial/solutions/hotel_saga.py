@@ -17,6 +17,7 @@ from restate_tutorial.sagas import (
     hotel_service,
     parse_booking,
     refund,
+    undo,
 )
 
 trip_with_hotel = restate.Workflow("TripWithHotel")
@@ -48,7 +49,7 @@ async def run(ctx: WorkflowContext, request: dict[str, Any]) -> dict[str, Any]:
             await confirmation
     except TerminalError:
         for compensation in reversed(compensations):
-            await compensation()
+            await undo(compensation)
         raise
     return {"flight_reservation": flight_id, "car_reservation": car_id,
             "hotel_reservation": hotel_id, "payment": payment_id}
