@@ -29,11 +29,15 @@ TOKEN = "lab-test-token"
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make lab` on a free port; yields its URL. Its own settings and workspaces dirs: every
-    cell of a notebook in the page (no windowing), so the whole notebook can be checked."""
+    cell of a notebook in the page (no windowing), so the whole notebook can be checked, and
+    no autosave, so the notebooks stay without outputs."""
     settings = tmp_path_factory.mktemp("jupyterlab-settings")
-    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
-        '{"windowingMode": "none"}')
+    for plugin, values in (("notebook-extension/tracker", '{"windowingMode": "none"}'),
+                           # Run All must not save outputs into the checkout's notebooks.
+                           ("docmanager-extension/plugin", '{"autosave": false}')):
+        path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(values)
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("jupyterlab-workspaces"))}
     port = free_port()
