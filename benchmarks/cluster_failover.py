@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.kafka_throughput import kafka_rate, subscribed_topic  # noqa: E402
 from benchmarks.saga_latency import SAGA_SERVICES, book, good_booking, latency  # noqa: E402
-from restate_tutorial import event_transactions  # noqa: E402
 from restate_tutorial.lab import IngressError, Lab, LabError  # noqa: E402
+from restate_tutorial.patterns import event_transactions  # noqa: E402
 
 RUNS = 50
 KILLS = 3

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from restate_tutorial import event_transactions  # noqa: E402
 from restate_tutorial.lab import Lab, wait_until  # noqa: E402
+from restate_tutorial.patterns import event_transactions  # noqa: E402
 from restate_tutorial.simulated import social  # noqa: E402
 
 EVENTS = 300

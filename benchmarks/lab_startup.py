@@ -15,8 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.kafka_throughput import subscribed_topic  # noqa: E402
-from restate_tutorial.__main__ import SERVICES  # noqa: E402
 from restate_tutorial.lab import Lab  # noqa: E402
+from restate_tutorial.scenarios import SERVICES  # noqa: E402
 
 RUNS = 5
 

@@ -6,7 +6,6 @@ client until the answer (result or the declined-payment error). Prints a table a
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 import sys
@@ -16,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from restate_tutorial import sagas  # noqa: E402
-from restate_tutorial.__main__ import SEED_BOOKING  # noqa: E402
 from restate_tutorial.lab import IngressError, Lab  # noqa: E402
+from restate_tutorial.patterns import sagas  # noqa: E402
+from restate_tutorial.scenarios import GOOD_BOOKING, SEED_BOOKING  # noqa: E402
 from restate_tutorial.simulated import travel  # noqa: E402
 
 RUNS = 100
@@ -64,18 +63,12 @@ def summary(samples: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(samples), 1)}
 
 
-def good_booking() -> dict:
-    body = copy.deepcopy(SEED_BOOKING)
-    body["payment_info"]["card_number"] = "5555555555554444"
-    return body
-
-
 SAGA_SERVICES = [sagas.flights, sagas.car_rentals, sagas.booking_workflow]
 
 
 def main() -> None:
     with Lab(SAGA_SERVICES) as lab:
-        results = {"success": latency(lab, good_booking(), False),
+        results = {"success": latency(lab, GOOD_BOOKING, False),
                    "compensation": latency(lab, SEED_BOOKING, True)}
     print(f"BookingWorkflow latency over {RUNS} runs per path (ms, client-side, 1 at a time)")
     for name, figures in results.items():

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.saga_latency import RUNS, SAGA_SERVICES, WARMUP, good_booking, latency, summary  # noqa: E402
 from restate_tutorial import views  # noqa: E402
-from restate_tutorial.__main__ import SEED_BOOKING  # noqa: E402
-from restate_tutorial.fast_booking import fast_booking_workflow  # noqa: E402
 from restate_tutorial.lab import Lab  # noqa: E402
-from restate_tutorial.sagas import charge, parse_booking, refund  # noqa: E402
+from restate_tutorial.patterns.fast_booking import fast_booking_workflow  # noqa: E402
+from restate_tutorial.patterns.sagas import charge, parse_booking, refund  # noqa: E402
+from restate_tutorial.scenarios import SEED_BOOKING  # noqa: E402
 from restate_tutorial.simulated import travel  # noqa: E402
 
 PATHS = {"success": (good_booking(), False), "compensation": (SEED_BOOKING, True)}

@@ -1,0 +1,19 @@
+"""restate-tutorial: durable execution with Restate, run for real from Jupyter notebooks.
+
+The map (imports run downwards only: a pattern knows no lab, the lab knows no pattern):
+
+``patterns/``   the Restate services the notebooks teach, one module per pattern: ``basics``,
+                ``sagas`` (+ ``fast_booking``), ``event_transactions``, ``event_enrichment``,
+                ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they
+                share (journaled keys, input checked at the edge).
+``simulated/``  the downstream systems the patterns call (flights, payments, social media,
+                moderation, mailer, airline) — not Restate; each keeps a ledger to assert on.
+``lab/``        the runtime: a real restate-server (or cluster), a Kafka broker and the service
+                host, driven from Python (``Lab``, ``AdminClient``, ``IngressClient``).
+``views``       what Restate recorded, drawn: journals, state, invocations, timelines.
+``logbook``     handler logs kept for the notebooks, one line per failed attempt.
+``scenarios``   the original example's data: services, subscriptions, booking, posts.
+``course/``     the notebooks' exercises (checks), their solutions and notebook helpers.
+Tools: ``testing`` (the pytest plugin), ``soak`` (the chaos soak) and ``__main__`` (the CLI:
+``python -m restate_tutorial up | demo | soak``); nothing imports the CLI.
+"""

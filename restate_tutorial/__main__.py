@@ -12,22 +12,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from . import basics, event_enrichment, event_transactions, sagas, soak, views
+from . import soak, views
 from .lab import Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
-from .simulated import social, travel
-
-#: Every tutorial service, served by `up`.
-SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
-                        sagas.hotels, sagas.booking_workflow, event_transactions.user_feed,
-                        event_enrichment.package_tracker, basics.key_demo]
-#: (topic, service, handler) wired by `up` unless --no-subscribe.
-SUBSCRIPTIONS: list[tuple[str, str, str]] = [
-    ("social-media-posts", "UserFeed", "ProcessPost"),
-    ("package-location-updates", "PackageTracker", "UpdateLocation"),
-]
+from .scenarios import SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
+from .simulated import social
 
 
 def _log_to_terminal() -> None:
@@ -67,14 +57,6 @@ def demo_basics(lab: Lab) -> None:
     print(views.journal(lab.admin, invocation))
 
 
-#: The seed's request (its test card is declined, so the compensations run).
-SEED_BOOKING = {
-    "flights": {"flight_id": "12345", "passenger_name": "John Doe"},
-    "car": {"pickup_location": "Airport", "rental_date": "2024-12-16"},
-    "payment_info": {"card_number": travel.DECLINED_TEST_CARD, "amount": 1500},
-}
-
-
 def demo_sagas(lab: Lab) -> None:
     """The seed's booking: flight and car reserved, payment declined, everything undone."""
     print(f"POST {lab.server.ingress_url}/BookingWorkflow/trip123/Run  (the seed's request)")
@@ -85,14 +67,6 @@ def demo_sagas(lab: Lab) -> None:
         print(f"→ {error}")
     print(views.sequence(lab.admin, invocation))
     print(views.journal(lab.admin, invocation))
-
-
-#: The seed's records for social-media-posts (key, value).
-SEED_POSTS = [
-    ("userid1", {"content": "Hi! This is my first post!", "metadata": "public"}),
-    ("userid2", {"content": "Hi! This is my first post!", "metadata": "public"}),
-    ("userid1", {"content": "Hi! This is my second post!", "metadata": "public"}),
-]
 
 
 def demo_events(lab: Lab) -> None:

@@ -17,7 +17,6 @@ other steps). The invariants:
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 import signal
@@ -29,17 +28,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from . import event_transactions, sagas
 from .lab import IngressError, Lab, LabError, RestateCluster, wait_until
+from .patterns import event_transactions, sagas
+from .scenarios import GOOD_CARD, booking
 from .simulated import social, travel
 
 TOPIC = "social-media-posts"
-GOOD_CARD = "5555555555554444"
-BOOKING = {
-    "flights": {"flight_id": "12345", "passenger_name": "John Doe"},
-    "car": {"pickup_location": "Airport", "rental_date": "2024-12-16"},
-    "payment_info": {"card_number": GOOD_CARD, "amount": 1500},
-}
 FAULTS = ["restate-server SIGKILL", "restate-server SIGSTOP", "service host crash",
           "broker restart"]
 SAGA_CALLS = [(travel.flights, "reserve"), (travel.car_rentals, "reserve"),
@@ -136,9 +130,7 @@ class Soak:
             elif rng.random() < 0.2:
                 api.failures.lose_answer_next(call)
             trip = f"soak-{self.seed}-{uuid.UUID(int=rng.getrandbits(128)).hex[:10]}"
-            body = copy.deepcopy(BOOKING)
-            if declined:
-                body["payment_info"]["card_number"] = travel.DECLINED_TEST_CARD
+            body = booking(travel.DECLINED_TEST_CARD if declined else GOOD_CARD)
             # A workflow runs once per id: a send retried (the server was down) is the same run.
             invocation = self._retry(lambda body=body, trip=trip: self.lab.ingress.send(
                 "BookingWorkflow", "Run", body, key=trip))

@@ -10,8 +10,8 @@ import pytest
 # Short durable sleeps between moderation checks (before the services are imported).
 os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
-from restate_tutorial.__main__ import SERVICES  # noqa: E402
 from restate_tutorial.lab import Lab  # noqa: E402
+from restate_tutorial.scenarios import SERVICES  # noqa: E402
 from restate_tutorial.simulated import social, travel  # noqa: E402
 
 from .services import inbox  # noqa: E402

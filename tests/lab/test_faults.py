@@ -14,8 +14,6 @@ import httpx
 import psutil
 import pytest
 
-from restate_tutorial.__main__ import SEED_BOOKING
-from restate_tutorial.basics import greeter
 from restate_tutorial.lab import (
     KafkaBroker,
     Lab,
@@ -28,6 +26,8 @@ from restate_tutorial.lab import (
 )
 from restate_tutorial.lab.admin import AdminClient
 from restate_tutorial.lab.binaries import PROJECT_DIR
+from restate_tutorial.patterns.basics import greeter
+from restate_tutorial.scenarios import SEED_BOOKING
 
 
 def test_port_in_use_is_one_clear_sentence_and_starts_nothing(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_no_child_outlives_a_sigkilled_parent(started_from: str, nodes: int) -> 
     script = textwrap.dedent(f"""
         import sys, threading
         from restate_tutorial.lab import Lab
-        from restate_tutorial.basics import greeter
+        from restate_tutorial.patterns.basics import greeter
         labs = []
         start = lambda: labs.append(Lab([greeter], nodes={nodes}).start())
         if {started_from == "a worker thread"}:

@@ -18,8 +18,8 @@ import psutil
 import pytest
 
 from restate_tutorial import views
-from restate_tutorial.basics import greeter
 from restate_tutorial.lab import IngressError, Lab, wait_until
+from restate_tutorial.patterns.basics import greeter
 from restate_tutorial.simulated import mailer
 
 

@@ -1,0 +1,67 @@
+"""Checks for the exercises of notebook 02 (transactional event processing)."""
+
+from __future__ import annotations
+
+import uuid
+
+from ... import views
+from ...lab import IngressError, Lab
+from ...simulated.social import moderation, social_media
+from . import checking
+from .checking import check, expect
+
+POST = {"content": "Checking the exercise", "metadata": "public"}
+
+
+def _sleep_lengths(lab: Lab, invocation: str) -> list[float]:
+    """How long each durable sleep of the invocation was (seconds), from its journal."""
+    rows = lab.admin.sql("SELECT appended_at FROM sys_journal WHERE entry_type = 'Command: Sleep'"
+                         f" AND id = {views.sql_string(invocation)} ORDER BY index")
+    starts = [views.parse_time(row["appended_at"]).timestamp() for row in rows]
+    return [wake.timestamp() - start
+            for wake, start in zip(views.sleeps(lab.admin, invocation), starts, strict=True)]
+
+
+@check("Exercise 2.1 · back off between moderation checks")
+def check_backoff(lab: Lab) -> None:
+    user = f"patient-{uuid.uuid4().hex[:6]}"
+    moderation.script(user, 3)  # pending, pending, done: two sleeps
+    invocation = lab.ingress.send("PatientUserFeed", "ProcessPost", POST, key=user)
+    lab.ingress.attach(invocation, timeout=checking.ANSWER_SECONDS)
+    expect(len(social_media.feed(user)) == 1, "the post in the feed once moderation is done",
+           f"the feed of {user}: {social_media.feed(user)}", "keep the feed update at the end")
+    lengths = _sleep_lengths(lab, invocation)
+    shown = ", ".join(f"{s:.2f} s" for s in lengths)
+    expect(len(lengths) == 2, "two durable sleeps (between three checks)",
+           f"{len(lengths)} sleeps: {shown}", "sleep once after each PENDING answer")
+    ratio = lengths[1] / lengths[0]
+    expect(1.6 < ratio < 2.5, "the second sleep twice as long as the first",
+           f"sleeps of {shown}", "double the interval after each sleep (interval *= 2); a "
+           "plain local variable is fine: on replay it is recomputed the same way")
+
+
+@check("Exercise 2.2 · give up on moderation after 3 checks")
+def check_give_up(lab: Lab) -> None:
+    slow, quick = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("never", "quick"))
+    moderation.script(slow, 4)  # done at the 4th check: one too many
+    moderation.script(quick, 2)
+    try:
+        lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=slow,
+                         timeout=checking.ANSWER_SECONDS)
+        rejected = None
+    except IngressError as error:
+        rejected = error
+    checks = moderation.ledger.count("check", user_id=slow)
+    expect(rejected is not None, "the post to be rejected: the call fails (a TerminalError)",
+           f"it succeeded after {checks} checks",
+           "count the checks and raise TerminalError once MAX_CHECKS were PENDING")
+    expect(checks == 3, "exactly 3 moderation checks before giving up",
+           f"{checks} checks", "give up right after the third PENDING answer, without a "
+           "last sleep")
+    expect(social_media.feed(slow) == [], "the feed untouched for a rejected post",
+           f"the feed has {social_media.feed(slow)}", "raise before the feed update")
+    lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=quick,
+                     timeout=checking.ANSWER_SECONDS)
+    expect(len(social_media.feed(quick)) == 1, "a post moderated in time still reaches the feed",
+           f"the feed of {quick}: {social_media.feed(quick)}",
+           "only give up after MAX_CHECKS pending answers")

@@ -1,0 +1,46 @@
+"""The original example's data, in one place: its services, subscriptions, booking and posts.
+
+``make up`` serves and subscribes these; the demos, tests and benchmarks use the same values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .patterns import basics, event_enrichment, event_transactions, sagas
+from .simulated import travel
+
+#: Every tutorial service, served by `up`.
+SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
+                        sagas.hotels, sagas.booking_workflow, event_transactions.user_feed,
+                        event_enrichment.package_tracker, basics.key_demo]
+#: (topic, service, handler) wired by `up` unless --no-subscribe.
+SUBSCRIPTIONS: list[tuple[str, str, str]] = [
+    ("social-media-posts", "UserFeed", "ProcessPost"),
+    ("package-location-updates", "PackageTracker", "UpdateLocation"),
+]
+
+#: A card the simulated payment API accepts (the seed's test card is declined).
+GOOD_CARD = "5555555555554444"
+
+
+def booking(card_number: str = travel.DECLINED_TEST_CARD, amount: Any = 1500,
+            **more: Any) -> dict[str, Any]:
+    """The seed's booking request, a new copy each time, paid with ``card_number`` and
+    ``amount``, with ``more`` parts added (e.g. ``hotel={...}``)."""
+    return {"flights": {"flight_id": "12345", "passenger_name": "John Doe"},
+            "car": {"pickup_location": "Airport", "rental_date": "2024-12-16"},
+            "payment_info": {"card_number": card_number, "amount": amount}, **more}
+
+
+#: The seed's request (its test card is declined, so the compensations run).
+SEED_BOOKING = booking()
+#: The same booking with a card that is accepted: everything is confirmed.
+GOOD_BOOKING = booking(GOOD_CARD)
+
+#: The seed's records for social-media-posts (key, value).
+SEED_POSTS = [
+    ("userid1", {"content": "Hi! This is my first post!", "metadata": "public"}),
+    ("userid2", {"content": "Hi! This is my first post!", "metadata": "public"}),
+    ("userid1", {"content": "Hi! This is my second post!", "metadata": "public"}),
+]
