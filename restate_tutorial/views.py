@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .lab.admin import AdminClient
+from .lab.admin import AdminClient, sql_string
 
 
 class Table:
@@ -91,11 +91,6 @@ def _clip(value: str, width: int) -> str:
 def _answered_by(admin: AdminClient) -> str:
     """' · answered by <node>' when the lab is a cluster (which node served the query)."""
     return f" · answered by {admin.url}" if len(admin.urls) > 1 else ""
-
-
-def sql_string(value: str) -> str:
-    """``value`` as a SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _where(**equals: str | None) -> str:

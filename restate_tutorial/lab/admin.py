@@ -174,8 +174,41 @@ class AdminClient:
                    interval=0.05)
         return found[0]
 
+    def wait_until_ended(self, *invocation_ids: str, service: str | None = None,
+                         key: str | None = None, handler: str | None = None, count: int = 1,
+                         timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Block until the invocations — ``invocation_ids``, or every one of ``service`` (with
+        ``key``, ``handler``), at least ``count`` of them — have ended, successfully or not;
+        returns their ``sys_invocation`` rows, oldest first.
+
+        Read a status, a count or a ledger's history only after this: an effect (a post in a
+        feed, a charge) is visible a moment before the invocation that made it has ended."""
+        clauses = [f"id IN ({', '.join(map(sql_string, invocation_ids))})"] if invocation_ids \
+            else []
+        clauses += [f"{column} = {sql_string(value)}" for column, value in (
+            ("target_service_name", service), ("target_service_key", key),
+            ("target_handler_name", handler)) if value is not None]
+        if not clauses:
+            raise ValueError("name the invocations to wait for: their ids, or a service")
+        query = f"SELECT * FROM sys_invocation WHERE {' AND '.join(clauses)} ORDER BY created_at"
+        needed = max(count, len(invocation_ids))
+        rows: list[dict[str, Any]] = []
+
+        def ended() -> bool:
+            rows[:] = self.sql(query)
+            return len(rows) >= needed and all(row["status"] == "completed" for row in rows)
+
+        wait_until(ended, timeout, f"{needed} invocation(s) where {' and '.join(clauses)} to "
+                   "end", interval=0.05)
+        return rows
+
     def close(self) -> None:
         self._http.close()
+
+
+def sql_string(value: str) -> str:
+    """``value`` as a SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _message(response: httpx.Response) -> str:

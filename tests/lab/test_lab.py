@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from restate_tutorial import views
-from restate_tutorial.lab import IngressError, Lab, wait_until
+from restate_tutorial.lab import IngressError, Lab, LabError, wait_until
 from restate_tutorial.patterns.basics import greeter
 from restate_tutorial.simulated import mailer
 
@@ -181,3 +181,22 @@ def test_a_process_that_ran_servers_and_brokers_leaves_nothing_in_the_temp_dir()
               "server.stop(); broker.stop()\n")
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert set(temp.iterdir()) - before == set()
+
+
+def test_wait_until_ended_waits_for_every_invocation_named(lab: Lab) -> None:
+    """The one way tests wait before reading a status: it returns only once each invocation
+    has ended — also one that was still sleeping when the wait began."""
+    key = f"ended-{uuid.uuid4().hex[:6]}"
+    quick = lab.ingress.send("Inbox", "add", {"n": 1}, key=key)
+    slow = lab.ingress.send("Greeter", "greet", {"name": key, "delay_seconds": 1})
+    assert {r["status"] for r in lab.admin.sql(f"SELECT status FROM sys_invocation WHERE id = "
+                                               f"'{slow}'")} != {"completed"}
+    rows = lab.admin.wait_until_ended(quick, slow)
+    assert [r["id"] for r in rows] == [quick, slow]
+    assert {r["status"] for r in rows} == {"completed"}
+    [row] = lab.admin.wait_until_ended(service="Inbox", key=key)
+    assert row["completion_result"] == "success"
+    with pytest.raises(LabError, match="to end"):
+        lab.admin.wait_until_ended(service="Inbox", key=key, count=2, timeout=0.5)
+    with pytest.raises(ValueError, match="name the invocations"):
+        lab.admin.wait_until_ended()

@@ -121,11 +121,7 @@ def test_invalid_json_fails_terminally_and_the_key_moves_on(feed: Lab) -> None:
     feed.broker.produce(TOPIC, who, post("after the poison"))
     wait_for_feed(who, 1)
 
-    def ended() -> bool:  # the post can reach the feed a moment before its invocation ends
-        rows = views.invocations(feed.admin, service="UserFeed", key=who)
-        return len(rows) == 3 and all(r["status"] in ("completed", "failed") for r in rows)
-
-    wait_until(ended, 30, f"the three invocations of {who} to end")
+    feed.admin.wait_until_ended(service="UserFeed", key=who, count=3)
     rows = views.invocations(feed.admin, service="UserFeed", key=who)
     failures = [r["failure"] for r in rows if r["failure"]]
     assert len(failures) == 2

@@ -134,6 +134,7 @@ def test_kafka_record_redelivered_after_a_crash_is_processed_once(lab: Lab) -> N
     # feed, every copy of the first record has been processed too.
     lab.broker.produce("social-media-posts", who, {"content": "marker", "metadata": "m"})
     wait_until(lambda: len(social.social_media.feed(who)) == 2, 60, "both records in the feed")
+    lab.admin.wait_until_ended(service="UserFeed", key=who, count=2)
     rows = views.invocations(lab.admin, service="UserFeed", key=who)
     assert [r["status"] for r in rows] == ["completed", "completed"]
     created = social.social_media.ledger.entries("create_post", user_id=who)
@@ -202,11 +203,8 @@ def test_kafka_record_without_a_key_fails_terminally(lab: Lab, topic: str, servi
         return [r for r in views.invocations(lab.admin, service=service, key="", handler=handler)
                 if "has no key" in (r.get("completion_failure") or "")]
 
-    def finished(key: str) -> bool:  # completed, successfully or not (a package may be unknown)
-        return {r["status"] for r in views.invocations(lab.admin, service=service, key=key)} in (
-            {"completed"}, {"failed"})
-
-    wait_until(lambda: finished(after), 60, "the keyed record after the keyless one")
+    # Ended, successfully or not (a package may be unknown).
+    lab.admin.wait_until_ended(service=service, key=after, timeout=60)
     wait_until(lambda: bool(keyless()), 60, "the keyless record's invocation")
     failed = keyless()[-1]
     assert failed["status"] == "failed"  # finished, not retrying

@@ -88,6 +88,7 @@ def test_bad_records_from_librdkafka_fail_alone_and_the_key_moves_on(subscribed:
         (who, b"{this is not json"), (None, b'{"content": "a"}'), (who, huge),
         (who, b'{"content": "after", "metadata": "public"}')])
     wait_until(lambda: len(social.social_media.feed(who)) == 1, 60, "the good post after the bad")
+    subscribed.admin.wait_until_ended(service="UserFeed", key=who, count=3)
     assert [c["content"] for c in social.social_media.ledger.entries("create_post", user_id=who)
             ] == ["after"]
     failures = [row["failure"] for row in views.invocations(subscribed.admin, service="UserFeed",
