@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 VENV_STAMP := $(VENV)/.installed
 TS_CLIENT_VERSION := 1.17.2
+# Test workers (pytest-xdist), each with its own lab on free ports; most tests wait on timers
+# and on Restate, so three share two cores well.
+TEST_WORKERS ?= 3
 TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl-clients-$(TS_CLIENT_VERSION)
 
 .PHONY: setup browser lab test up demo bench chaos lint clean
@@ -49,7 +52,8 @@ browser:
 
 test: setup browser
 	$(BIN)/ruff check restate_tutorial tests benchmarks
-	RESTATE_TUTORIAL_POLL_SECONDS=0.5 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider
+	RESTATE_TUTORIAL_POLL_SECONDS=0.5 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider \
+		-n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 up: setup
 	$(BIN)/python -m restate_tutorial up $(ARGS)

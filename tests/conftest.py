@@ -31,3 +31,26 @@ def fresh_ledgers() -> Iterator[None]:
     yield
     travel.reset()
     social.reset()
+
+
+# The runs that take longest start first, so that `make test`'s workers (pytest-xdist) finish
+# together instead of waiting on one late, long test.
+SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", ".ipynb", "test_soak.py",
+                 "test_external_mode.py", "test_cluster.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the slowest first; keep the tests of a module that share a module-scoped fixture
+    (a cluster, a JupyterLab) on one worker, so that it starts once (``--dist loadgroup``)."""
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return next((i for i, slow in enumerate(SLOWEST_FIRST) if name.endswith(slow)),
+                    len(SLOWEST_FIRST))
+
+    items.sort(key=rank)
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures and any(defs[-1].scope == "module"
+                            for defs in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from restate_tutorial.simulated import travel
 
-SAGA_LEDGERS = {api.ledger.system: api.ledger
-                for api in (travel.flights, travel.car_rentals, travel.payments)}
-
-
-def saga_history() -> dict[str, list[str]]:
-    return {system: ledger.history() for system, ledger in SAGA_LEDGERS.items()}
+saga_history = travel.saga_history
 
 
 def one_saga(declined: bool) -> dict[str, list[str]]:

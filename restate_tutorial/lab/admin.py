@@ -174,6 +174,20 @@ class AdminClient:
                    interval=0.05)
         return found[0]
 
+    def wait_for_invocation(self, service: str, key: str, timeout: float = 60.0) -> str:
+        """Block until ``service`` has an invocation for ``key`` (e.g. one a Kafka record
+        started); returns the id of its first one."""
+        query = (f"SELECT id FROM sys_invocation WHERE target_service_name = {sql_string(service)}"
+                 f" AND target_service_key = {sql_string(key)} ORDER BY created_at LIMIT 1")
+        found: list[dict[str, Any]] = []
+
+        def started() -> bool:
+            found[:] = self.sql(query)
+            return bool(found)
+
+        wait_until(started, timeout, f"an invocation of {service} for {key}", interval=0.05)
+        return str(found[0]["id"])
+
     def wait_until_ended(self, *invocation_ids: str, service: str | None = None,
                          key: str | None = None, handler: str | None = None, count: int = 1,
                          timeout: float = 30.0) -> list[dict[str, Any]]:

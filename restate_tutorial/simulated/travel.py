@@ -170,6 +170,12 @@ payments = PaymentAPI()
 loyalty = LoyaltyAPI()  # for the exercises of notebook 01
 
 
+def saga_history() -> dict[str, list[str]]:
+    """Every call the flight, car-rental and payment APIs saw, in order, repeats included: what
+    one booking did to the world."""
+    return {api.ledger.system: api.ledger.history() for api in (flights, car_rentals, payments)}
+
+
 def reset() -> None:
     """Forget ledgers and scripted failures (e.g. at the start of a notebook)."""
     for api in (flights, car_rentals, hotels, payments, loyalty):

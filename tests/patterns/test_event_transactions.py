@@ -38,14 +38,6 @@ def wait_for_feed(user_id: str, count: int) -> list[str]:
     return posts.feed(user_id)
 
 
-def invocation_of(lab: Lab, user_id: str) -> str:
-    def started() -> bool:
-        return len(views.invocations(lab.admin, service="UserFeed", key=user_id)) > 0
-
-    wait_until(started, 60, f"an invocation for {user_id}")
-    return views.invocations(lab.admin, service="UserFeed", key=user_id)[0]["id"]
-
-
 def test_seed_posts_run_in_order_per_user_and_in_parallel_across_users(feed: Lab) -> None:
     one, two = user("userid1"), user("userid2")
     moderation.script(one, 3)
@@ -94,7 +86,7 @@ def test_crash_during_moderation_wait_resumes_with_the_same_post(feed: Lab, cras
     who = user(f"crash-{crash.split()[0]}")
     moderation.script(who, 3)
     feed.broker.produce(TOPIC, who, post(f"survive a {crash} crash"))
-    invocation = invocation_of(feed, who)
+    invocation = feed.admin.wait_for_invocation("UserFeed", who)
     feed.admin.wait_for_entry(invocation, "Command: Sleep")
     at_crash = (posts.ledger.history(user_id=who), moderation.ledger.history(user_id=who))
     if crash == "service host":

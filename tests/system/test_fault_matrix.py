@@ -127,8 +127,7 @@ def test_kafka_record_redelivered_after_a_crash_is_processed_once(lab: Lab) -> N
     social.moderation.script(who, 1)
     social.social_media.failures.fail_next("create_post", 2)  # holds it a moment after the read
     lab.broker.produce("social-media-posts", who, {"content": "once", "metadata": "m"})
-    wait_until(lambda: len(views.invocations(lab.admin, service="UserFeed", key=who)) > 0, 60,
-               "the record to be read")
+    lab.admin.wait_for_invocation("UserFeed", who)  # the record was read
     lab.server.restart()  # right after Restate read the record
     # A redelivered copy would sit in Kafka before this marker, so once the marker is in the
     # feed, every copy of the first record has been processed too.
