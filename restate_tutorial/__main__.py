@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before the lab was up: it has stopped what it started
+        print("Interrupted: the lab is stopped.", file=sys.stderr)
+        return 130
     return 0
 
 

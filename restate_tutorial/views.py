@@ -59,9 +59,10 @@ class Table:
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
-        # Long values wrap inside the notebook's width instead of pushing columns off-screen.
+        # Long values wrap between words inside the notebook's width (a word breaks only when it
+        # is wider than the cell on its own: "anywhere" would shrink columns mid-word).
         cell = ("<td style='text-align:left;font-family:monospace;white-space:pre-wrap;"
-                "overflow-wrap:anywhere;max-width:28em'>")
+                "overflow-wrap:break-word;max-width:28em'>")
         body = "".join(
             "<tr>" + "".join(f"{cell}{html.escape(v)}</td>" for v in self._cells(row)) + "</tr>"
             for row in self.rows

@@ -110,6 +110,12 @@ class AdminClient:
         self._request("PATCH", f"/invocations/{invocation_id}/cancel",
                       f"cancel invocation {invocation_id}")
 
+    def kill(self, invocation_id: str) -> None:
+        """Kill an invocation: it ends at once, with no compensation (one that has ended
+        already is left as it is)."""
+        self._request("PATCH", f"/invocations/{invocation_id}/kill",
+                      f"kill invocation {invocation_id}", allow=(409,))
+
     def restart_as_new(self, invocation_id: str, from_index: int | None = None,
                        deployment: str | None = None) -> str:
         """Start a new invocation from a completed (e.g. killed) one; returns its id.

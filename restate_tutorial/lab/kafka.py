@@ -128,18 +128,19 @@ class KafkaBroker:
         finally:
             admin.close()
 
-    def produce(self, topic: str, key: str | None, value: Any) -> None:
+    def produce(self, topic: str, key: str | bytes | None, value: Any) -> None:
         """Send one record and wait for the broker's ack; dicts/lists are sent as JSON.
 
         ``value`` may also be ``str`` or ``bytes``, sent as is (useful for poison records).
         """
         self.produce_many(topic, [(key, value)])
 
-    def produce_many(self, topic: str, records: list[tuple[str | None, Any]]) -> None:
+    def produce_many(self, topic: str, records: list[tuple[str | bytes | None, Any]]) -> None:
         """Send ``(key, value)`` records in order, then wait until the broker acked them all."""
+        keys = [_key_bytes(key) for key, _ in records]  # all checked before any is sent
         producer = self._connected_producer()
-        futures = [producer.send(topic, key=key.encode() if key is not None else None,
-                                 value=_encode(value)) for key, value in records]
+        futures = [producer.send(topic, key=key, value=_encode(value))
+                   for key, (_, value) in zip(keys, records, strict=True)]
         for future in futures:
             future.get(timeout=10)
 
@@ -158,6 +159,27 @@ class KafkaBroker:
     def __repr__(self) -> str:
         kind = "external" if self.external else "embedded"
         return f"KafkaBroker({kind}, {self.bootstrap_servers})"
+
+
+#: The longest record key the lab sends (restate-server turns each key into an invocation key).
+MAX_KEY_BYTES = 4096
+
+
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    """A record key as bytes, if restate-server can consume it: valid UTF-8 (a key that is not
+    stalls its whole subscription partition, restatedev/restate#4682) and not too long."""
+    if key is None:
+        return None
+    try:
+        raw = key.encode() if isinstance(key, str) else bytes(key)
+        raw.decode()
+    except UnicodeError:
+        raise LabError(f"The record key {key!r:.60} is not valid UTF-8: restate-server cannot "
+                       "consume it (its subscription would stop at it); use a text key.") from None
+    if len(raw) > MAX_KEY_BYTES:
+        raise LabError(f"The record key is {len(raw):,} bytes, more than the {MAX_KEY_BYTES:,} "
+                       "this lab sends; use a shorter key (an id, not the data).")
+    return raw
 
 
 def _encode(value: Any) -> bytes:

@@ -176,7 +176,7 @@ class Lab:
             _started.append(self)
         return self
 
-    def serve(self, *services: Any) -> str:
+    def serve(self, *services: Any) -> Deployment:
         """Serve ``services`` — yours, e.g. defined in a notebook cell — from this running lab,
         as a new Restate deployment; returns the deployment's id.
 
@@ -198,7 +198,7 @@ class Lab:
             host.stop()
             raise
         self.served[str(deployment["id"])] = host
-        return str(deployment["id"])
+        return Deployment(deployment["id"], [_name(s) for s in services])
 
     def replace_code(self, deployment_id: str, *services: Any) -> None:
         """Serve ``services`` instead of the code of deployment ``deployment_id`` (one of
@@ -291,6 +291,21 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"Lab({self.server!r}, {self.broker!r}, {self.host!r})"
+
+
+class Deployment(str):
+    """A deployment's id (a plain ``str``) that, shown in a notebook, says what happened."""
+
+    services: tuple[str, ...]
+
+    def __new__(cls, deployment_id: str, services: Sequence[str]) -> Deployment:
+        served = super().__new__(cls, deployment_id)
+        served.services = tuple(services)
+        return served
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(f"Served {', '.join(self.services)} as a new deployment ({self}): new "
+                     "invocations run this code.")
 
 
 def _name(service: Any) -> str:

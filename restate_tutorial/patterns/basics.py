@@ -19,14 +19,18 @@ from .keys import unique_key
 from .payloads import JSON_INPUT, fields
 
 greeter = restate.Service("Greeter")
+#: The longest wait a greeting may ask for (a day).
+MAX_DELAY_SECONDS = 86_400
 
 
 @greeter.handler(input_serde=JSON_INPUT)
 async def greet(ctx: Context, request: Any) -> dict[str, str]:
     name = fields(request, "greeting", name=str)["name"]
     delay = request.get("delay_seconds", 5)
-    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
-        raise TerminalError("malformed greeting: delay_seconds must be a number ≥ 0", 400)
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool) \
+            or not 0 <= delay <= MAX_DELAY_SECONDS:
+        raise TerminalError("malformed greeting: delay_seconds must be a number from 0 to "
+                            f"{MAX_DELAY_SECONDS:,}", 400)
 
     # Journaled step: draft the greeting; after a crash the id comes from the journal.
     greeting_id = await ctx.run_typed("draft greeting", mailer.draft, RunOptions(), name)

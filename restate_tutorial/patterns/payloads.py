@@ -5,13 +5,17 @@ parse errors become a 500), it hands the handler a :class:`Malformed` value, and
 below turn that into a 400 that says what is wrong. Calls from other handlers
 (``ctx.service_call``) serialize through the same serde, as plain JSON.
 
-Limits: a body of more than ``MAX_BODY_BYTES`` is refused with 413, a text field of more than
-``MAX_TEXT_CHARS`` characters with 400 — both before the handler does anything.
+Limits: a body of more than ``MAX_BODY_BYTES`` is refused with 413; with 400, naming the field
+and the rule: a text field of more than ``MAX_TEXT_CHARS`` characters, a string that is not valid
+Unicode (a lone surrogate such as ``"\\ud800"``), a number that is not finite (``NaN``,
+``Infinity``, ``1e400``) or has more than ``MAX_INT_DIGITS`` digits, and nesting deeper than
+``MAX_DEPTH`` — all before the handler does anything, so nothing is half-done.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,10 @@ from restate.serde import Serde
 MAX_BODY_BYTES = 64 * 1024
 #: The longest text field (a name, a location, a post…).
 MAX_TEXT_CHARS = 2_000
+#: How deep objects and lists may nest in a request body.
+MAX_DEPTH = 32
+#: The most digits an integer in a request body may have.
+MAX_INT_DIGITS = 30
 #: How much of a user's text a log line shows.
 LOG_CLIP_CHARS = 80
 
@@ -42,9 +50,15 @@ class JsonInput(Serde[Any]):
             return Malformed(f"the body is {len(buf):,} bytes, more than the limit of "
                              f"{MAX_BODY_BYTES:,}", 413)
         try:
-            return json.loads(buf)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            value = json.loads(buf)
+        except RecursionError:
+            return Malformed(f"the body nests deeper than the limit of {MAX_DEPTH} levels")
+        except (UnicodeDecodeError, ValueError) as error:
+            if "digits" in str(error):  # Python's own limit, 4,300 digits
+                return Malformed(f"a number in the body has more than {MAX_INT_DIGITS} digits")
             return Malformed(f"the body is not valid JSON ({error})")
+        problem = _unsafe(value)
+        return Malformed(problem) if problem else value
 
     def serialize(self, obj: Any) -> bytes:
         return b"" if obj is None else json.dumps(obj).encode()
@@ -83,6 +97,39 @@ def text(value: Any, what: str) -> str:
 def clip(text: str, limit: int = LOG_CLIP_CHARS) -> str:
     """``text`` cut to ``limit`` characters for a log line ("…" marks the cut)."""
     return text if len(text) <= limit else f"{text[:limit - 1]}…"
+
+
+def _unsafe(value: Any) -> str | None:
+    """Why ``value`` (parsed JSON) cannot be handled safely, naming where; None if it can."""
+    todo: list[tuple[str, Any, int]] = [("", value, 0)]
+    while todo:
+        path, item, depth = todo.pop()
+        where = f"field {path!r}" if path else "the body"
+        if depth > MAX_DEPTH:
+            return f"the body nests deeper than the limit of {MAX_DEPTH} levels"
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{where} is not a finite number ({item})"
+        if isinstance(item, int) and not isinstance(item, bool) \
+                and abs(item) >= 10 ** MAX_INT_DIGITS:
+            return f"{where} has more than {MAX_INT_DIGITS} digits"
+        if isinstance(item, str) and not _valid_unicode(item):
+            return f"{where} is not valid Unicode (it holds a lone surrogate)"
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not _valid_unicode(key):
+                    return f"a field name in {where} is not valid Unicode"
+                todo.append((f"{path}.{key}" if path else key, inner, depth + 1))
+        elif isinstance(item, list):
+            todo.extend((f"{path}[{i}]", inner, depth + 1) for i, inner in enumerate(item))
+    return None
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_length(value: Any, what: str) -> None:

@@ -167,6 +167,10 @@ async def undo(compensation: Callable[[], Awaitable[Any]]) -> None:
 
 # -- Input checks: a malformed request fails at once with 400, before anything is booked ----
 
+#: The largest amount a booking may charge.
+MAX_AMOUNT = 1_000_000
+
+
 def parse_booking(request: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     request = fields(request, "booking", flights=dict, car=dict, payment_info=dict)
     flight = fields(request.get("flights"), "booking flights", flight_id=str, passenger_name=str)
@@ -174,9 +178,11 @@ def parse_booking(request: Any) -> tuple[dict[str, Any], dict[str, Any], dict[st
     payment = fields(request.get("payment_info"), "booking payment_info", card_number=str,
                      amount=(int, float))
     card_digits = payment["card_number"].replace(" ", "")
-    if not card_digits.isdigit() or not 12 <= len(card_digits) <= 19:
-        raise TerminalError("malformed booking: payment_info.card_number must be 12-19 digits",
-                            400)
-    if payment["amount"] <= 0:
-        raise TerminalError("malformed booking: payment_info.amount must be positive", 400)
+    # ASCII digits only: str.isdigit() alone accepts "４１１１…" (full-width) and other scripts.
+    if not (card_digits.isascii() and card_digits.isdigit()) or not 12 <= len(card_digits) <= 19:
+        raise TerminalError("malformed booking: payment_info.card_number must be 12-19 digits "
+                            "0-9", 400)
+    if not 0 < payment["amount"] <= MAX_AMOUNT:
+        raise TerminalError("malformed booking: payment_info.amount must be positive and at "
+                            f"most {MAX_AMOUNT:,}", 400)
     return flight, car, {"card_number": card_digits, "amount": payment["amount"]}

@@ -4,6 +4,8 @@ restate_tutorial.course.solutions passes its check."""
 
 from __future__ import annotations
 
+import inspect
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -88,26 +90,112 @@ def test_a_check_of_a_service_never_served_says_so() -> None:
     assert "lab.serve" in result.hint
 
 
-def test_a_handler_that_raises_or_hangs_does_not_wedge_the_lab(
-        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check gives up after a bounded time, saying why; the lab keeps serving; serving a
-    fixed version (running the cell again) replaces the broken one."""
-    monkeypatch.setattr(checking, "ANSWER_SECONDS", 3.0)
+def test_a_handler_that_raises_is_reported_at_once_and_killed(lab: Lab) -> None:
+    """A plain exception is retried by Restate forever: the check says so at its first retry,
+    names TerminalError, and kills the invocation; the lab keeps serving, and serving a fixed
+    version (running the cell again) replaces the broken one."""
     broken = restate.VirtualObject("DeliveryTracker")
 
     @broken.handler(name="RegisterPackage")
     async def register(ctx: ObjectContext, request: dict) -> None:
-        ctx.set("package-info", {"finalDestination": request["finalDestination"],
-                                 "locations": [], "delivered": False})
-
-    @broken.handler(name="UpdateLocation")
-    async def update(ctx: ObjectContext, request: dict) -> None:
-        raise RuntimeError("a learner's bug")  # not terminal: Restate retries it, forever
+        raise RuntimeError("a learner's bug")  # not terminal: Restate would retry it, forever
 
     lab.serve(broken)
     result = exercises.check_delivered(lab)
-    assert not result.passed and "No answer" in result.happened
-    assert "run its cell again" in result.hint
+    assert not result.passed and "Restate retried it" in result.happened
+    assert "RuntimeError(\"a learner's bug\")" in result.happened and "TerminalError" in result.hint
+    running = lab.admin.sql("SELECT id FROM sys_invocation WHERE target_service_name = "
+                            "'DeliveryTracker' AND status <> 'completed'")
+    assert running == []  # killed: nothing keeps retrying in the background
     assert lab.ingress.call("Greeter", "greet", {"name": "still", "delay_seconds": 0})
     lab.serve(delivery_tracker.delivery_tracker)
     assert exercises.check_delivered(lab).passed
+
+
+def test_a_handler_that_never_answers_is_given_up_on_and_killed(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(checking, "ANSWER_SECONDS", 2.0)
+    monkeypatch.setattr(checking, "PROGRESS_SECONDS", 0.5)
+    stuck = restate.VirtualObject("DeliveryTracker")
+
+    @stuck.handler(name="RegisterPackage")
+    async def register(ctx: ObjectContext, request: dict) -> None:
+        _, never = ctx.awakeable(type_hint=str)
+        await never  # nothing resolves it
+
+    lab.serve(stuck)
+    result = exercises.check_delivered(lab)
+    assert not result.passed and "after 2 s; the check killed it" in result.happened
+    assert "DeliveryTracker/RegisterPackage is " in capsys.readouterr().out  # progress shown
+    lab.serve(delivery_tracker.delivery_tracker)
+    assert exercises.check_delivered(lab).passed
+
+
+def _replace(old: str, new: str) -> Callable[[str], str]:
+    def edit(source: str) -> str:
+        assert old in source, old
+        return source.replace(old, new)
+    return edit
+
+
+# Plausible wrong answers, each made from the solution by one edit, and what the check's verdict
+# must say about it: "not yet", for the right reason (a retried handler is reported at once).
+WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
+    "1.1 a request id derived from the request": ("1.1", _replace(
+        'request_id = await unique_key(ctx, "request id")',
+        'request_id = f"{request[\'member\']}-{request[\'points\']}"'),
+        "two separate awards"),
+    "1.1 a random request id outside any journaled step": ("1.1", _replace(
+        'request_id = await unique_key(ctx, "request id")', "request_id = str(uuid.uuid4())"),
+        "a balance of 200 points"),
+    "1.2 the hotel's compensation pushed before its reservation": ("1.2", _replace(
+        """        hotel_id = await ctx.service_call(hotel_service.reserve, hotel)
+        compensations.append(lambda: ctx.service_call(hotel_service.cancel, hotel_id))""",
+        """        compensations.append(lambda: ctx.service_call(hotel_service.cancel, hotel_id))
+        hotel_id = await ctx.service_call(hotel_service.reserve, hotel)"""),
+        "NameError"),
+    "1.2 the hotel never confirmed": ("1.2", _replace(
+        ",\n                             ctx.service_call(hotel_service.confirm, hotel_id)]", "]"),
+        "the hotel API saw ['reserve']"),
+    "2.1 the interval doubled before the first sleep": ("2.1", _replace(
+        """        await ctx.sleep(interval, name="moderation backoff")
+        interval *= 2""", """        interval *= 2
+        await ctx.sleep(interval, name="moderation backoff")"""),
+        "the first sleep as long as the interval"),
+    "2.1 every sleep twice the interval": ("2.1", _replace(
+        "await ctx.sleep(interval,", "await ctx.sleep(interval * 2,"),
+        "the first sleep as long as the interval"),
+    "2.2 a ValueError instead of a TerminalError": ("2.2", _replace(
+        "raise TerminalError(", "raise ValueError("),
+        "ValueError"),
+    "2.2 giving up one check late": ("2.2", _replace(
+        "if checks == MAX_CHECKS:", "if checks > MAX_CHECKS:"),
+        "it succeeded after 4 checks"),
+    "3.1 no flag until the first update": ("3.1", _replace(
+        ',\n                             "delivered": False}', "}"),
+        "right after the registration"),
+    "3.1 delivered once anywhere but the start": ("3.1", _replace(
+        'update["location"] == info["finalDestination"]', 'len(info["locations"]) > 0'),
+        "while on the way"),
+    "3.2 early updates kept but never applied": ("3.2", _replace(
+        '"locations": early}', '"locations": []}'),
+        "'locations': []"),
+    "3.2 early updates applied newest first": ("3.2", _replace(
+        '"locations": early}', '"locations": early[::-1]}'),
+        "in the order they came"),
+}
+
+
+@pytest.mark.parametrize("wrong", list(WRONG_ANSWERS))
+def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str) -> None:
+    number, edit, says = WRONG_ANSWERS[wrong]
+    check, solution, service = EXERCISES[number]
+    namespace: dict[str, Any] = {"__name__": f"wrong answer {wrong}", "uuid": uuid}
+    exec(compile(edit(inspect.getsource(solution)), wrong, "exec"), namespace)  # noqa: S102
+    lab.serve(namespace[service])
+    result = check(lab)
+    assert not result.passed, wrong
+    assert result.expected and result.happened and result.hint, result
+    assert says in f"{result.expected} {result.happened}", result
+    if "Restate retried it" in result.happened:
+        assert "TerminalError" in result.hint and "\n" not in result.happened, result

@@ -219,3 +219,18 @@ def test_make_demo_prints_the_seed_style_logs() -> None:
                  "== demo enrichment", "package-info", "Mountain Road 155, Brussels"):
         assert line in out, line
     assert "Traceback" not in out
+
+
+def test_ctrl_c_while_up_is_starting_prints_one_line() -> None:
+    """Ctrl-C before the ready line: one sentence, no traceback, nothing left running."""
+    up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: any("restate-server" in p.name() or "tansu" in p.name()
+                           for p in psutil.Process(up.pid).children()), 30, "a child of up")
+    children = [p.pid for p in psutil.Process(up.pid).children()]
+    up.send_signal(signal.SIGINT)
+    out, err = up.communicate(timeout=60)
+    # One line: interrupted while starting (or, on a fast machine, "Stopping the lab…" once up).
+    assert err.strip().splitlines() in ([], ["Interrupted: the lab is stopped."]), err
+    assert up.returncode in (0, 130), (up.returncode, out, err)
+    wait_until(lambda: not any(_alive(pid) for pid in children), 30, "the children to exit")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from restate_tutorial.lab import Lab, wait_until
+import pytest
+
+from restate_tutorial.lab import Lab, LabError, wait_until
 
 
 def test_record_reaches_the_handler_keyed_by_the_record_key(lab: Lab) -> None:
@@ -37,3 +39,19 @@ def test_subscribing_twice_creates_one_subscription(lab: Lab) -> None:
     same = [s for s in lab.admin.subscriptions() if s["source"].endswith(f"/{topic}")]
     assert len(same) == 1
     assert topic in lab.broker.topics()
+
+
+@pytest.mark.parametrize(("key", "complaint"), [
+    (b"\xff", "is not valid UTF-8"),
+    ("\ud800", "is not valid UTF-8"),
+    ("k" * 100 * 1024, "more than the 4,096 this lab sends"),
+])
+def test_the_lab_refuses_a_key_restate_cannot_consume(
+        lab: Lab, key: str | bytes, complaint: str) -> None:
+    """A non-UTF-8 key would stall the whole subscription partition (restate-server retries
+    it forever); the lab's producer refuses it — and the batch it came in — with one sentence."""
+    topic = f"keys-{uuid.uuid4().hex[:8]}"
+    lab.broker.create_topics(topic)
+    with pytest.raises(LabError, match=complaint):
+        lab.broker.produce_many(topic, [("fine", {"n": 1}), (key, {"n": 2})])
+    assert lab.broker.produce(topic, b"utf-8 bytes \xc3\xa9", {"n": 3}) is None  # valid: sent

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 
 from ...lab import IngressError, Lab
-from . import checking
-from .checking import check, expect
+from .checking import answer, check, expect
 
 PARIS = {"timestamp": "2024-10-10 13:00", "location": "Pinetree Road 5, Paris"}
 AMSTERDAM = {"timestamp": "2024-10-10 17:00", "location": "Bridge 6, Amsterdam"}
@@ -15,16 +14,18 @@ AMSTERDAM = {"timestamp": "2024-10-10 17:00", "location": "Bridge 6, Amsterdam"}
 @check("Exercise 3.1 · a delivered flag")
 def check_delivered(lab: Lab) -> None:
     package = f"package-{uuid.uuid4().hex[:6]}"
-    lab.ingress.call("DeliveryTracker", "RegisterPackage",
-                     {"finalDestination": AMSTERDAM["location"]}, key=package)
-    lab.ingress.call("DeliveryTracker", "UpdateLocation", PARIS, key=package,
-                     timeout=checking.ANSWER_SECONDS)
+    answer(lab, "DeliveryTracker", "RegisterPackage", {"finalDestination": AMSTERDAM["location"]},
+           key=package)
+    registered = lab.ingress.get("DeliveryTracker", "getPackageInfo", key=package) or {}
+    expect(registered.get("delivered") is False, '"delivered": false right after the registration',
+           f"the state after the registration: {registered}",
+           'set "delivered": false in the package info that RegisterPackage stores')
+    answer(lab, "DeliveryTracker", "UpdateLocation", PARIS, key=package)
     on_the_way = lab.ingress.get("DeliveryTracker", "getPackageInfo", key=package) or {}
     expect(on_the_way.get("delivered") is False, '"delivered": false while on the way',
            f"the state after Paris: {on_the_way}",
            'set "delivered" in the package info at registration and at every update')
-    lab.ingress.call("DeliveryTracker", "UpdateLocation", AMSTERDAM, key=package,
-                     timeout=checking.ANSWER_SECONDS)
+    answer(lab, "DeliveryTracker", "UpdateLocation", AMSTERDAM, key=package)
     arrived = lab.ingress.get("DeliveryTracker", "getPackageInfo", key=package) or {}
     expect(arrived.get("delivered") is True,
            '"delivered": true once a location equals the finalDestination',
@@ -39,15 +40,14 @@ def check_early_updates(lab: Lab) -> None:
     package = f"package-{uuid.uuid4().hex[:6]}"
     for update in (PARIS, AMSTERDAM):  # the scanner is faster than the registration
         try:
-            lab.ingress.call("EarlyBirdTracker", "UpdateLocation", update, key=package,
-                             timeout=checking.ANSWER_SECONDS)
+            answer(lab, "EarlyBirdTracker", "UpdateLocation", update, key=package)
         except IngressError as error:
             expect(False, "an update for a package not registered yet to be accepted and kept",
                    f"UpdateLocation answered HTTP {error.status}: {error.message}",
                    "instead of failing, store the update in a state key of its own "
                    "(e.g. \"early-locations\") and return")
-    lab.ingress.call("EarlyBirdTracker", "RegisterPackage",
-                     {"finalDestination": "Depot 1, Utrecht"}, key=package)
+    answer(lab, "EarlyBirdTracker", "RegisterPackage", {"finalDestination": "Depot 1, Utrecht"},
+           key=package)
     info = lab.ingress.get("EarlyBirdTracker", "getPackageInfo", key=package)
     expect(isinstance(info, dict) and info.get("locations") == [PARIS, AMSTERDAM],
            "both early updates in the package's locations, in the order they came",
@@ -58,8 +58,7 @@ def check_early_updates(lab: Lab) -> None:
            "the registration's finalDestination", f"getPackageInfo answered {info}",
            "set finalDestination in RegisterPackage as before")
     later = {"timestamp": "2024-10-11 09:00", "location": "Depot 1, Utrecht"}
-    lab.ingress.call("EarlyBirdTracker", "UpdateLocation", later, key=package,
-                     timeout=checking.ANSWER_SECONDS)
+    answer(lab, "EarlyBirdTracker", "UpdateLocation", later, key=package)
     info = lab.ingress.get("EarlyBirdTracker", "getPackageInfo", key=package)
     expect(info["locations"] == [PARIS, AMSTERDAM, later],
            "an update after the registration appended as usual",

@@ -6,9 +6,9 @@ import uuid
 
 from ... import views
 from ...lab import IngressError, Lab
+from ...patterns import event_transactions
 from ...simulated.social import moderation, social_media
-from . import checking
-from .checking import check, expect
+from .checking import answer, check, expect, settle
 
 POST = {"content": "Checking the exercise", "metadata": "public"}
 
@@ -27,13 +27,17 @@ def check_backoff(lab: Lab) -> None:
     user = f"patient-{uuid.uuid4().hex[:6]}"
     moderation.script(user, 3)  # pending, pending, done: two sleeps
     invocation = lab.ingress.send("PatientUserFeed", "ProcessPost", POST, key=user)
-    lab.ingress.attach(invocation, timeout=checking.ANSWER_SECONDS)
+    settle(lab, invocation, "PatientUserFeed/ProcessPost")
     expect(len(social_media.feed(user)) == 1, "the post in the feed once moderation is done",
            f"the feed of {user}: {social_media.feed(user)}", "keep the feed update at the end")
     lengths = _sleep_lengths(lab, invocation)
     shown = ", ".join(f"{s:.2f} s" for s in lengths)
     expect(len(lengths) == 2, "two durable sleeps (between three checks)",
            f"{len(lengths)} sleeps: {shown}", "sleep once after each PENDING answer")
+    first = event_transactions.poll_interval.total_seconds()
+    expect(0.8 * first <= lengths[0] <= 1.4 * first,
+           f"the first sleep as long as the interval ({first:g} s)", f"sleeps of {shown}",
+           "sleep for the interval first, and double it only after that sleep")
     ratio = lengths[1] / lengths[0]
     expect(1.6 < ratio < 2.5, "the second sleep twice as long as the first",
            f"sleeps of {shown}", "double the interval after each sleep (interval *= 2); a "
@@ -46,8 +50,7 @@ def check_give_up(lab: Lab) -> None:
     moderation.script(slow, 4)  # done at the 4th check: one too many
     moderation.script(quick, 2)
     try:
-        lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=slow,
-                         timeout=checking.ANSWER_SECONDS)
+        answer(lab, "StrictUserFeed", "ProcessPost", POST, key=slow)
         rejected = None
     except IngressError as error:
         rejected = error
@@ -60,8 +63,7 @@ def check_give_up(lab: Lab) -> None:
            "last sleep")
     expect(social_media.feed(slow) == [], "the feed untouched for a rejected post",
            f"the feed has {social_media.feed(slow)}", "raise before the feed update")
-    lab.ingress.call("StrictUserFeed", "ProcessPost", POST, key=quick,
-                     timeout=checking.ANSWER_SECONDS)
+    answer(lab, "StrictUserFeed", "ProcessPost", POST, key=quick)
     expect(len(social_media.feed(quick)) == 1, "a post moderated in time still reaches the feed",
            f"the feed of {quick}: {social_media.feed(quick)}",
            "only give up after MAX_CHECKS pending answers")
