@@ -53,7 +53,7 @@ browser:
 test: setup browser
 	$(BIN)/ruff check restate_tutorial tests benchmarks
 	RESTATE_TUTORIAL_POLL_SECONDS=0.5 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider \
-		-n $(TEST_WORKERS) --dist loadgroup --durations=15
+		-n $(TEST_WORKERS) --durations=15
 
 up: setup
 	$(BIN)/python -m restate_tutorial up $(ARGS)

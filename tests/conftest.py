@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,18 +41,29 @@ SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", ".ipynb", "test_
                  "test_external_mode.py", "test_cluster.py")
 
 
-@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Each test to any worker, except that the tests of a module with a module-scoped fixture
+    (a cluster, a JupyterLab) stay on one worker, so that it starts once. (What
+    ``--dist loadgroup`` promises, done here: its marks are not applied under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = Path(str(config.rootpath))
+    shared = {str(path.relative_to(root)) for path in (root / "tests").rglob("test_*.py")
+              if 'scope="module"' in path.read_text()}
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in shared else nodeid
+
+    return Scheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the slowest first; keep the tests of a module that share a module-scoped fixture
-    (a cluster, a JupyterLab) on one worker, so that it starts once (``--dist loadgroup``)."""
+    """The slowest first."""
     def rank(item: pytest.Item) -> int:
         name = item.path.name
         return next((i for i, slow in enumerate(SLOWEST_FIRST) if name.endswith(slow)),
                     len(SLOWEST_FIRST))
 
     items.sort(key=rank)
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures and any(defs[-1].scope == "module"
-                            for defs in fixtures.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))

@@ -121,7 +121,10 @@ class Lab:
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
         self.broker = KafkaBroker.from_env(self.ports.kafka, self.data_dir)
         self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
-        self.served: dict[str, ServiceHost] = {}  # deployment id → host, of lab.serve(...)
+        # lab.serve(...): every deployment at a path of its own on one more host.
+        self.mounts = Mounts()
+        self.served: dict[str, str] = {}  # deployment id → its path on that host
+        self._serving_host: ServiceHost | None = None
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
         for node in every:  # RESTATE_… settings for each restate-server the lab starts
@@ -181,9 +184,9 @@ class Lab:
         as a new Restate deployment; returns the deployment's id.
 
         Run it again after editing the code and the edited code is served: Restate deployments
-        are immutable, so each call starts a new service host and registers a new deployment.
-        New invocations go to the newest one; invocations already running finish on the code
-        they started with (their host keeps running until the lab stops).
+        are immutable, so each call registers a new deployment, served at a path of its own by
+        one service host (however often you serve, one port and one thread). New invocations go
+        to the newest one; invocations already running finish on the code they started with.
         """
         own = {_name(s) for s in self.services}
         clashes = [_name(s) for s in services if _name(s) in own]
@@ -191,13 +194,17 @@ class Lab:
             raise LabError(f"{clashes[0]} is one of this lab's own services: give yours another "
                            f"name (e.g. restate.Workflow(\"My{clashes[0]}\")) so that both can "
                            "be served side by side.")
-        host = ServiceHost(restate.app(services=list(services))).start()
+        if self._serving_host is None:
+            self._serving_host = ServiceHost(self.mounts)
+        host = self._serving_host.start()
+        path = f"d{len(self.mounts.apps) + 1}"
+        self.mounts.apps[path] = restate.app(services=list(services))
         try:
-            deployment = self.admin.register_deployment(host.url, force=False)
+            deployment = self.admin.register_deployment(f"{host.url}/{path}", force=False)
         except BaseException:
-            host.stop()
+            del self.mounts.apps[path]
             raise
-        self.served[str(deployment["id"])] = host
+        self.served[str(deployment["id"])] = path
         return Deployment(deployment["id"], [_name(s) for s in services])
 
     def replace_code(self, deployment_id: str, *services: Any) -> None:
@@ -208,19 +215,21 @@ class Lab:
         assume never happens: an invocation pinned to the deployment replays its journal on
         code it did not start with. Notebook 05 shows where that leads (a journal mismatch).
         """
-        old = self.served.get(deployment_id)
-        if old is None:
+        path = self.served.get(deployment_id)
+        if path is None:
             raise LabError(f"{deployment_id} is not a deployment served by lab.serve(...): "
                            f"pick one of {', '.join(self.served) or '(none yet)'}.")
-        old.stop()
-        new = ServiceHost(restate.app(services=list(services)), old.port)
-        self.served[deployment_id] = new.start()
+        self.mounts.apps[path] = restate.app(services=list(services))
+        # A redeploy in place restarts the process: the requests in flight are cut off, and
+        # Restate retries them — on the new code. (Every deployment of lab.serve shares this
+        # host: theirs are retried too, on the code they had, which replays as before.)
+        assert self._serving_host is not None
+        self._serving_host.restart()
 
     def stop(self) -> None:
         """Stop everything (idempotent); a lab-made data dir is deleted."""
-        for host in self.served.values():
-            host.stop()
-        self.served.clear()
+        if self._serving_host is not None:
+            self._serving_host.stop()
         self.host.stop()
         self.server.stop()
         self.broker.stop()
@@ -291,6 +300,24 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"Lab({self.server!r}, {self.broker!r}, {self.host!r})"
+
+
+class Mounts:
+    """One ASGI app serving several, each under a path of its own: ``/d1/…`` goes to
+    ``apps["d1"]`` (the Restate SDK's app finds its routes under any path)."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, Any] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"{scope['type']} is not served")  # lifespan: none needed
+        app = self.apps.get(scope["path"].split("/", 2)[1])
+        if app is None:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
 
 
 class Deployment(str):

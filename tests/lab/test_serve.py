@@ -6,6 +6,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import psutil
 import pytest
 import restate
 from restate import Context, ObjectContext, WorkflowContext
@@ -83,3 +84,23 @@ def test_a_name_clash_with_the_labs_own_services_is_one_sentence(lab: Lab) -> No
     message = str(clash.value)
     assert message.startswith("BookingWorkflow is one of this lab's own services")
     assert "\n" not in message and 'restate.Workflow("MyBookingWorkflow")' in message
+
+
+def test_serving_again_and_again_keeps_one_host(lab: Lab) -> None:
+    """Each lab.serve is a new deployment at a path of its own on one service host: after the
+    first, serving 40 more versions adds no thread, no listening port and (almost) no file."""
+    name = f"Again{uuid.uuid4().hex[:6]}"
+    lab.serve(greeter(name, "v0"))
+    me = psutil.Process()
+
+    def footprint() -> tuple[int, int, int]:
+        listening = [c for c in me.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+        return threading.active_count(), len(listening), me.num_fds()
+
+    threads, ports, files = footprint()
+    for n in range(1, 41):
+        lab.serve(greeter(name, f"v{n}"))
+    assert lab.ingress.call(name, "greet", {"who": "Ada"}) == "v40, Ada!"
+    now_threads, now_ports, now_files = footprint()
+    assert (now_threads, now_ports) == (threads, ports)
+    assert now_files <= files + 4, (files, now_files)  # a connection or two may come and go

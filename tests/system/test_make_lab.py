@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nbformat
 import pytest
 
 from restate_tutorial.lab import free_port, wait_until
@@ -147,6 +148,12 @@ def _run_all_above_the_last_cell(page: Any, notebook: str) -> None:
     a busy machine a menu click can land before the page takes it: try again until a cell runs."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    # Every code cell on the page first: on a busy machine JupyterLab is still adding them when
+    # the notebook says idle, and "the last cell" would be one in the middle.
+    cells = sum(c.cell_type == "code" for c in nbformat.read(
+        PROJECT_DIR / "notebooks" / notebook, as_version=4).cells)
+    page.wait_for_function(f"() => document.querySelectorAll('.jp-Notebook .jp-CodeCell')"
+                           f".length === {cells}", timeout=90_000, polling=250)
     for _ in range(3):
         page.locator(".jp-Notebook .jp-CodeCell").last.click()
         page.get_by_role("menuitem", name="Run", exact=True).click()
