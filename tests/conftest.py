@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ from .services import inbox  # noqa: E402
 def lab() -> Iterator[Lab]:
     with Lab([*SERVICES, inbox]) as running:
         yield running
+
+
+@pytest.fixture
+def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp dir of this test's own (``tempfile.gettempdir()`` and ``$TMPDIR`` point at it):
+    what is left in it is this test's doing, whatever the other test workers run meanwhile."""
+    own = tmp_path / "temp"
+    own.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(own))
+    monkeypatch.setenv("TMPDIR", str(own))
+    return own
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ def test_external_restate_cannot_be_crashed_by_the_lab(operator: Operator,
 
 
 def test_half_configured_external_mode_is_one_clear_sentence(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, temp_dir: Path) -> None:
     from restate_tutorial.lab import Lab
 
     monkeypatch.setenv("RESTATE_ADMIN_URL", "http://127.0.0.1:9")

@@ -158,10 +158,11 @@ def test_a_lab_started_from_a_thread_outlives_the_thread() -> None:
         lab.stop()
 
 
-def test_a_lab_leaves_nothing_in_the_temp_dir() -> None:
+def test_a_lab_leaves_nothing_in_the_temp_dir(temp_dir: Path) -> None:
     """Everything the lab's processes write stays in its data dir, which stop() deletes —
     restate-server's crash-restarts included."""
     temp = Path(tempfile.gettempdir())
+    assert temp == temp_dir
     before = set(temp.iterdir())
     with Lab([greeter]) as lab:
         assert lab.data_dir.parent == temp
@@ -170,10 +171,11 @@ def test_a_lab_leaves_nothing_in_the_temp_dir() -> None:
     assert set(temp.iterdir()) - before == set()
 
 
-def test_a_process_that_ran_servers_and_brokers_leaves_nothing_in_the_temp_dir() -> None:
+def test_a_process_that_ran_servers_and_brokers_leaves_nothing_in_the_temp_dir(
+        temp_dir: Path) -> None:
     """Standalone parts too: a RestateServer or KafkaBroker made without a data dir gets a temp
     dir of its own, deleted when the process exits (an external broker gets none)."""
-    temp = Path(tempfile.gettempdir())
+    temp = temp_dir  # the subprocess's $TMPDIR
     before = set(temp.iterdir())
     script = ("from restate_tutorial.lab import KafkaBroker, RestateServer\n"
               "server = RestateServer().start(); broker = KafkaBroker().start()\n"

@@ -42,9 +42,9 @@ CASES = [
     ("Flights/Confirm", '"\\ud800"', "the body is not valid Unicode"),
     ("CarRentals/Confirm", '"\\udc00"', "the body is not valid Unicode"),
     ("Hotels/Cancel", '"\\ud800"', "the body is not valid Unicode"),
-    ("Greeter/greet", '{"name": "Ada", "delay_seconds": NaN}', "not a finite number"),
-    ("Greeter/greet", '{"name": "Ada", "delay_seconds": Infinity}', "not a finite number"),
-    ("Greeter/greet", '{"name": "Ada", "delay_seconds": 1e300}',
+    ("Greeter/greet", '{"name": "Edgecase", "delay_seconds": NaN}', "not a finite number"),
+    ("Greeter/greet", '{"name": "Edgecase", "delay_seconds": Infinity}', "not a finite number"),
+    ("Greeter/greet", '{"name": "Edgecase", "delay_seconds": 1e300}',
      "delay_seconds must be a number from 0 to 86,400"),
     ("Greeter/greet", '{"name": "\\ud83d", "delay_seconds": 0}', "'name' is not valid Unicode"),
     ("PackageTracker/{key}/RegisterPackage", '{"finalDestination": "\\udfff"}',
@@ -66,4 +66,4 @@ def test_unsafe_input_is_a_400_naming_the_rule_and_does_nothing(
     assert complaint in refused.value.message, refused.value.message
     assert travel.flights.ledger.count() == travel.car_rentals.ledger.count() == 0
     assert travel.payments.ledger.count() == travel.hotels.ledger.count() == 0
-    assert mailer.ledger.count(name="Ada") == 0
+    assert mailer.ledger.count(name="Edgecase") == 0
