@@ -9,34 +9,12 @@ import inspect
 import io
 import re
 import tokenize
-from pathlib import Path
-from types import ModuleType
 
-import nbformat
 import pytest
 
-from restate_tutorial.course.solutions import (
-    delivery_tracker,
-    early_updates,
-    hotel_saga,
-    loyalty_points,
-    patient_feed,
-    strict_feed,
-)
+from .test_exercises import EXERCISES, starters
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-SOLUTIONS: dict[str, ModuleType] = {
-    "1.1": loyalty_points, "1.2": hotel_saga, "2.1": patient_feed, "2.2": strict_feed,
-    "3.1": delivery_tracker, "3.2": early_updates}
-
-
-def starters() -> dict[str, str]:
-    found = {}
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
-            if "exercise-starter" in cell.metadata.get("tags", []):
-                found[cell.metadata["exercise"]] = cell.source
-    return found
+SOLUTIONS = {number: solution for number, (_, solution, _) in EXERCISES.items()}
 
 
 def logical_lines(source: str) -> list[tuple[str, bool]]:
@@ -56,10 +34,6 @@ def logical_lines(source: str) -> list[tuple[str, bool]]:
                                 tokenize.NEWLINE, tokenize.ENDMARKER):
             code += token.string
     return lines
-
-
-def test_every_exercise_has_a_starter_and_a_solution() -> None:
-    assert sorted(starters()) == sorted(SOLUTIONS)
 
 
 @pytest.mark.parametrize("exercise", sorted(SOLUTIONS))
