@@ -23,6 +23,7 @@ from .ingress import IngressClient
 from .kafka import KafkaBroker
 from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
+from .stalls import StallWatch
 
 # The SDK logs every failed attempt with a long traceback; the logbook turns each into one line
 # (and keeps it for logbook.show()), for every lab, whatever the notebook imported.
@@ -131,6 +132,8 @@ class Lab:
             if isinstance(node, RestateServer):
                 node.cluster_env.update(server_settings or {})
         self.admin = AdminClient([n.admin_url for n in every])
+        self.stalls = StallWatch(lambda: [n.log_file for n in every
+                                          if isinstance(n, RestateServer)])
         self.ingress = IngressClient([n.ingress_url for n in every])
 
     @property
@@ -172,6 +175,7 @@ class Lab:
             self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
             if self.topics:
                 self.broker.create_topics(*self.topics)
+            self.stalls.start()  # a Kafka record Restate cannot consume: one WARNING line
         except BaseException:
             self.stop()
             raise
@@ -230,6 +234,7 @@ class Lab:
         """Stop everything (idempotent); a lab-made data dir is deleted."""
         if self._serving_host is not None:
             self._serving_host.stop()
+        self.stalls.stop()
         self.host.stop()
         self.server.stop()
         self.broker.stop()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from kafka import KafkaProducer
 
 from restate_tutorial.lab import Lab, LabError, wait_until
+
+from ..services import inbox
 
 
 def test_record_reaches_the_handler_keyed_by_the_record_key(lab: Lab) -> None:
@@ -55,3 +58,27 @@ def test_the_lab_refuses_a_key_restate_cannot_consume(
     with pytest.raises(LabError, match=complaint):
         lab.broker.produce_many(topic, [("fine", {"n": 1}), (key, {"n": 2})])
     assert lab.broker.produce(topic, b"utf-8 bytes \xc3\xa9", {"n": 3}) is None  # valid: sent
+
+
+def test_a_record_restate_cannot_consume_is_one_warning_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Sent by another client, a key that is not UTF-8 stops the partition in restate-server
+    (it retries that record forever, saying so only in its own log): the lab notices within
+    seconds and logs one WARNING naming the subscription, topic, partition and offset."""
+    with Lab([inbox]) as own:
+        topic = f"stuck-{uuid.uuid4().hex[:8]}"
+        subscription = own.subscribe(topic, "Inbox", "add")
+        other_client = KafkaProducer(bootstrap_servers=own.broker.bootstrap_servers)
+        other_client.send(topic, key=b"\xff", value=b'{"text": "x"}').get(10)
+        other_client.close()
+        with caplog.at_level("WARNING", logger="restate_tutorial.lab"):
+            wait_until(lambda: bool(own.stalls.stuck), 30, "the stuck record to be noticed")
+            wait_until(lambda: own.server.logs().count("partition 0 offset 0") >= 3, 30,
+                       "restate-server to retry it twice more")
+            own.stalls.check()
+    [stuck] = own.stalls.stuck
+    assert (stuck.subscription, stuck.topic, stuck.partition, stuck.offset) == (
+        subscription["id"], topic, 0, 0)
+    assert "must be valid UTF-8" in stuck.reason
+    warnings = [r.getMessage() for r in caplog.records if "Kafka record stuck" in r.getMessage()]
+    assert warnings == [str(stuck)]  # once, however often restate-server retries it
