@@ -4,6 +4,7 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
 
 ``patterns/``   the Restate services the notebooks teach, one module per pattern: ``basics``,
                 ``sagas`` (+ ``fast_booking``), ``event_transactions``, ``event_enrichment``,
+                ``approvals`` (a workflow that waits for a person),
                 ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they
                 share (journaled keys, input checked at the edge).
 ``simulated/``  the downstream systems the patterns call (flights, payments, social media,

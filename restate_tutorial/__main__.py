@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable
 
 from . import soak, views
-from .lab import Lab, LabError, LabPorts, wait_until
+from .lab import IngressError, Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
-from .scenarios import SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
+from .scenarios import GOOD_BOOKING, SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
 from .simulated import social
 
 
@@ -106,9 +106,31 @@ def demo_enrichment(lab: Lab) -> None:
     print(lab.cli("kv", "get", "PackageTracker", "package123"))
 
 
+def demo_approvals(lab: Lab) -> None:
+    """Three trips wait for their approver: one approved, one rejected, one left to expire."""
+    trips = {"trip-approved": True, "trip-rejected": False, "trip-expired": None}
+    for trip, verdict in trips.items():
+        timeout = 3 if verdict is None else 600
+        lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": "Ada",
+                                                 "timeout_seconds": timeout}, key=trip)
+        wait_until(lambda trip=trip: lab.ingress.get("TripApproval", "Status", key=trip)[
+            "status"] == "waiting", 30, f"{trip} to wait")
+        print(f"{trip}: waiting for Ada")
+        if verdict is not None:
+            print("→", lab.ingress.call("TripApproval", "Decide", {
+                "approved": verdict, "by": "Ada", "reason": "demo"}, key=trip))
+    for trip in trips:
+        invocation = lab.admin.wait_for_invocation("TripApproval", trip)
+        try:
+            print(f"{trip}: {lab.ingress.attach(invocation, timeout=30)}")
+        except IngressError as error:
+            print(f"{trip}: [{error.status}] {error.message}")
+    print(views.invocations(lab.admin, service="TripApproval", handler="Run"))
+
+
 DEMOS: dict[str, Callable[[Lab], None]] = {
     "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
-    "enrichment": demo_enrichment}
+    "enrichment": demo_enrichment, "approvals": demo_approvals}
 
 
 def demo(names: list[str]) -> None:

@@ -1,12 +1,14 @@
-"""A simulated mail service for the basics notebook: drafts and sends greetings."""
+"""A simulated mail service: greetings (notebook 00) and messages to people (notebook 07)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from .ledger import Ledger
 
 ledger = Ledger("mailer")
+_sending = threading.Lock()
 
 
 def draft(name: str) -> str:
@@ -18,3 +20,17 @@ def draft(name: str) -> str:
 
 def send(greeting_id: str) -> None:
     ledger.record("send", greeting_id=greeting_id)
+
+
+def notify(to: str, subject: str, body: str, message_id: str) -> None:
+    """Send ``to`` a message; one ``message_id`` is one message, however often it is sent."""
+    with _sending:  # a repeat racing the first send is still a repeat
+        repeat = ledger.count("notify", message_id=message_id) > 0
+        ledger.record("notify (repeated)" if repeat else "notify", to=to, subject=subject,
+                      body=body, message_id=message_id)
+
+
+def inbox(to: str) -> list[dict[str, str]]:
+    """The messages ``to`` received (repeats once), oldest first."""
+    return [{"subject": e["subject"], "body": e["body"]}
+            for e in ledger.entries("notify", to=to)]

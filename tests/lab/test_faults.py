@@ -216,7 +216,9 @@ def test_make_demo_prints_the_seed_style_logs() -> None:
                  "ERROR This payment should never be accepted! Aborting booking.",
                  "INFO Car cancelled: ", "INFO Flight cancelled: ", "INFO Refunded payment: ",
                  "INFO Created post ", "INFO Updating the user feed for user userid1",
-                 "== demo enrichment", "package-info", "Mountain Road 155, Brussels"):
+                 "== demo enrichment", "package-info", "Mountain Road 155, Brussels",
+                 "== demo approvals", "trip-rejected: [403] rejected by Ada: demo",
+                 "trip-expired: [408] trip trip-expired: no decision within 3 s"):
         assert line in out, line
     assert "Traceback" not in out
 

@@ -1,0 +1,190 @@
+"""TripApproval: a workflow that waits for a person's decision, or for its deadline — and
+survives crashes while it waits."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from restate_tutorial.lab import IngressError, Lab, wait_until
+from restate_tutorial.scenarios import GOOD_BOOKING, SEED_BOOKING
+from restate_tutorial.simulated import mailer, travel
+
+pytestmark = pytest.mark.usefixtures("fresh_ledgers")
+
+
+def submit(lab: Lab, timeout: float = 60, booking: dict[str, Any] = GOOD_BOOKING) -> str:
+    """Start an approval; returns the trip id once it waits for the decision."""
+    trip = f"trip-{uuid.uuid4().hex[:8]}"
+    approver = f"boss-{trip}"
+    lab.ingress.send("TripApproval", "Run", {**booking, "approver": approver,
+                                             "timeout_seconds": timeout}, key=trip)
+    wait_until(lambda: bool(mailer.inbox(approver)), 30, f"the approver of {trip} asked")
+    return trip
+
+
+def decide(lab: Lab, trip: str, approved: bool, by: str = "Ada", reason: str = "ok") -> Any:
+    return lab.ingress.call("TripApproval", "Decide",
+                            {"approved": approved, "by": by, "reason": reason}, key=trip)
+
+
+def status(lab: Lab, trip: str) -> str:
+    return str(lab.ingress.get("TripApproval", "Status", key=trip)["status"])
+
+
+def run_result(lab: Lab, trip: str) -> Any:
+    invocation = lab.admin.sql("SELECT id FROM sys_invocation WHERE target = "
+                               f"'TripApproval/{trip}/Run'")[0]["id"]
+    try:
+        return lab.ingress.attach(invocation, timeout=60)
+    except IngressError as error:
+        return error
+
+
+def test_the_approver_is_asked_with_the_exact_request_and_approval_books_the_trip(
+        lab: Lab) -> None:
+    trip = submit(lab)
+    [asked] = mailer.inbox(f"boss-{trip}")
+    assert f"localhost:8080/TripApproval/{trip}/Decide" in asked["body"]
+    assert status(lab, trip) == "waiting"
+    assert travel.flights.ledger.count() == 0  # nothing reserved while it waits
+    assert decide(lab, trip, True, by="Ada") == {"trip": trip, "decision": "approved"}
+    result = run_result(lab, trip)
+    assert result["approved_by"] == "Ada" and result["flight_reservation"]
+    assert status(lab, trip) == "booked"
+    assert travel.saga_history() == {"flights": ["reserve", "confirm"],
+                                     "car-rentals": ["reserve", "confirm"],
+                                     "payments": ["charge"]}
+
+
+def test_a_rejection_fails_with_403_and_reserves_nothing(lab: Lab) -> None:
+    trip = submit(lab)
+    decide(lab, trip, False, by="Grace", reason="too expensive")
+    failed = run_result(lab, trip)
+    assert isinstance(failed, IngressError) and failed.status == 403
+    assert failed.message == "rejected by Grace: too expensive"
+    assert status(lab, trip) == "rejected" and travel.flights.ledger.count() == 0
+
+
+def test_no_decision_in_time_is_408_and_a_late_decision_is_404(lab: Lab) -> None:
+    trip = submit(lab, timeout=1)
+    expired = run_result(lab, trip)
+    assert isinstance(expired, IngressError) and expired.status == 408
+    assert "no decision within 1 s" in expired.message
+    assert [m["subject"] for m in mailer.inbox(f"boss-{trip}")] == [
+        f"Approve trip {trip}?", f"Trip {trip} expired"]
+    with pytest.raises(IngressError) as late:
+        decide(lab, trip, True)
+    assert late.value.status == 404 and "expired" in late.value.message
+    assert status(lab, trip) == "expired" and travel.flights.ledger.count() == 0
+
+
+def test_a_second_decision_is_409_naming_the_first_which_stands(lab: Lab) -> None:
+    trip = submit(lab)
+    decide(lab, trip, False, by="Grace", reason="no")
+    with pytest.raises(IngressError) as second:
+        decide(lab, trip, True, by="Linus")
+    assert second.value.status == 409
+    assert second.value.message == f"trip {trip} was already rejected by Grace; that decision " \
+                                   "stands"
+    assert run_result(lab, trip).status == 403
+
+
+def test_a_decision_for_a_trip_never_submitted_is_404_and_books_nothing(lab: Lab) -> None:
+    trip = f"never-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(IngressError) as unknown:
+        decide(lab, trip, True)
+    assert unknown.value.status == 404 and "never submitted" in unknown.value.message
+    assert status(lab, trip) == "unknown" and travel.flights.ledger.count() == 0
+
+
+def test_two_decisions_racing_from_two_threads_one_wins(lab: Lab) -> None:
+    trip = submit(lab)
+    answers: dict[str, Any] = {}
+
+    def decide_as(who: str, approved: bool) -> None:
+        try:
+            answers[who] = decide(lab, trip, approved, by=who)
+        except IngressError as error:
+            answers[who] = error
+
+    threads = [threading.Thread(target=decide_as, args=(who, approved))
+               for who, approved in (("Ada", True), ("Grace", False))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    won = [who for who, answer in answers.items() if isinstance(answer, dict)]
+    lost = [answer for answer in answers.values() if isinstance(answer, IngressError)]
+    assert len(won) == 1 and len(lost) == 1 and lost[0].status == 409, answers
+    result = run_result(lab, trip)
+    if won == ["Ada"]:
+        assert result["approved_by"] == "Ada"
+    else:
+        assert result.status == 403 and "Grace" in result.message
+
+
+def test_the_same_trip_submitted_twice_runs_once(lab: Lab) -> None:
+    trip = submit(lab)
+    with pytest.raises(IngressError) as again:
+        lab.ingress.call("TripApproval", "Run", {**GOOD_BOOKING, "approver": "someone else"},
+                         key=trip)
+    assert again.value.status == 409
+    assert mailer.inbox("someone else") == []
+
+
+@pytest.mark.lab_restate
+def test_restate_crashing_while_it_waits_loses_nothing(lab: Lab) -> None:
+    """restate-server SIGKILLed while the approval waits: the decision still arrives, and a
+    deadline still fires at its journaled time."""
+    waiting, short = submit(lab), submit(lab, timeout=4)
+    lab.server.restart()
+    assert status(lab, waiting) == "waiting"
+    decide(lab, waiting, True)
+    assert run_result(lab, waiting)["approved_by"] == "Ada"
+    assert run_result(lab, short).status == 408
+    assert len(mailer.inbox(f"boss-{waiting}")) == 1  # asked once, despite the crash
+
+
+def test_the_service_host_crashing_while_it_waits_loses_nothing(lab: Lab) -> None:
+    trip = submit(lab)
+    lab.host.restart()
+    decide(lab, trip, True)
+    assert run_result(lab, trip)["approved_by"] == "Ada"
+    assert len(mailer.inbox(f"boss-{trip}")) == 1
+
+
+def test_an_approved_trip_whose_card_is_declined_fails_and_is_undone(lab: Lab) -> None:
+    trip = submit(lab, booking=SEED_BOOKING)
+    decide(lab, trip, True)
+    failed = run_result(lab, trip)
+    assert failed.status == 402 and status(lab, trip) == "failed"
+    assert travel.saga_history()["flights"] == ["reserve", "cancel [cancelled]"]
+
+
+@pytest.mark.parametrize(("body", "complaint"), [
+    ({**GOOD_BOOKING}, "'approver'"),
+    ({**GOOD_BOOKING, "approver": "Ada", "timeout_seconds": 0}, "timeout_seconds"),
+    ({**GOOD_BOOKING, "approver": "Ada", "timeout_seconds": 10**9}, "at most 604,800"),
+    ({"approver": "Ada"}, "malformed booking"),
+])
+def test_a_malformed_request_is_400_and_asks_nobody(lab: Lab, body: Any,
+                                                    complaint: str) -> None:
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("TripApproval", "Run", body, key=f"bad-{uuid.uuid4().hex[:8]}")
+    assert refused.value.status == 400 and complaint in refused.value.message
+    assert mailer.ledger.count("notify", to="Ada") == 0
+
+
+def test_a_malformed_decision_is_400(lab: Lab) -> None:
+    trip = submit(lab)
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("TripApproval", "Decide", {"approved": "yes", "by": "Ada",
+                                                    "reason": "ok"}, key=trip)
+    assert refused.value.status == 400 and "'approved' must be true or false" in \
+        refused.value.message
+    assert status(lab, trip) == "waiting"
+    decide(lab, trip, False)  # let it end
