@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def test_a_long_cell_interrupted_and_run_again_lets_the_cells_after_it_pass() ->
     with client.setup_kernel(env={**os.environ, "RESTATE_TUTORIAL_POLL_SECONDS": "2"}):
         for index, cell in enumerate(notebook.cells[:long_cell]):
             client.execute_cell(cell, index)
-        interrupt = threading.Timer(3.0, client.km.interrupt_kernel)
+        # The stop button: SIGINT to the kernel (its interrupt mode is "signal").
+        kernel = client.km.provisioner.process.pid  # type: ignore[union-attr]
+        interrupt = threading.Timer(3.0, os.kill, (kernel, signal.SIGINT))
         interrupt.start()
         with pytest.raises(CellExecutionError, match="KeyboardInterrupt"):
             client.execute_cell(notebook.cells[long_cell], long_cell)  # ~10 s with 2 s polls
