@@ -4,11 +4,12 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
 
 ``patterns/``   the Restate services the notebooks teach, one module per pattern: ``basics``,
                 ``sagas`` (+ ``fast_booking``), ``event_transactions``, ``event_enrichment``,
-                ``approvals`` (a workflow that waits for a person),
+                ``approvals`` (a workflow that waits for a person), ``secure_booking``
+                (a saga step that waits for another system's callback),
                 ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they
                 share (journaled keys, input checked at the edge).
 ``simulated/``  the downstream systems the patterns call (flights, payments, social media,
-                moderation, mailer, airline) — not Restate; each keeps a ledger to assert on.
+                moderation, mailer, airline, bank) — not Restate; each keeps a ledger to assert on.
 ``lab/``        the runtime: a real restate-server (or cluster), a Kafka broker and the service
                 host, driven from Python (``Lab``, ``AdminClient``, ``IngressClient``).
 ``views``       what Restate recorded, drawn: journals, state, invocations, timelines.

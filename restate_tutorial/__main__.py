@@ -17,7 +17,7 @@ from . import soak, views
 from .lab import IngressError, Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
 from .scenarios import GOOD_BOOKING, SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
-from .simulated import social
+from .simulated import bank, social
 
 
 def _log_to_terminal() -> None:
@@ -39,6 +39,7 @@ def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
         if not no_subscribe:
             for topic, service, handler in SUBSCRIPTIONS:
                 lab.subscribe(topic, service, handler)
+        bank.connect(lab.server.ingress_url)  # the simulated bank answers 3-D Secure there
         print(lab.ready_line(), "· Ctrl-C stops", flush=True)
         try:
             stop.wait()

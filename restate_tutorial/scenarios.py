@@ -7,14 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from .patterns import approvals, basics, event_enrichment, event_transactions, sagas
+from .patterns import (
+    approvals,
+    basics,
+    event_enrichment,
+    event_transactions,
+    sagas,
+    secure_booking,
+)
 from .simulated import travel
 
 #: Every tutorial service, served by `up`.
 SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
                         sagas.hotels, sagas.booking_workflow, event_transactions.user_feed,
                         event_enrichment.package_tracker, basics.key_demo,
-                        approvals.trip_approval]
+                        approvals.trip_approval, secure_booking.secure_booking]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("social-media-posts", "UserFeed", "ProcessPost"),

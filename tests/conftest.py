@@ -15,7 +15,7 @@ os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
 from restate_tutorial.lab import Lab  # noqa: E402
 from restate_tutorial.scenarios import SERVICES  # noqa: E402
-from restate_tutorial.simulated import social, travel  # noqa: E402
+from restate_tutorial.simulated import bank, social, travel  # noqa: E402
 
 from .services import inbox  # noqa: E402
 
@@ -23,6 +23,7 @@ from .services import inbox  # noqa: E402
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     with Lab([*SERVICES, inbox]) as running:
+        bank.connect(running.server.ingress_url)  # where the simulated bank answers
         yield running
 
 
@@ -42,9 +43,11 @@ def fresh_ledgers() -> Iterator[None]:
     """Empty ledgers and no scripted failures in the simulated systems, before and after."""
     travel.reset()
     social.reset()
+    bank.reset()
     yield
     travel.reset()
     social.reset()
+    bank.reset()
 
 
 # The runs that take longest start first, so that `make test`'s workers (pytest-xdist) finish
