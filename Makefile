@@ -8,8 +8,9 @@ TOOLS := .tools
 VENV_STAMP := $(VENV)/.installed
 TS_CLIENT_VERSION := 1.17.2
 # Test workers (pytest-xdist), each with its own lab on free ports; most tests wait on timers
-# and on Restate, so three share two cores well.
-TEST_WORKERS ?= 3
+# and on Restate, so four share two cores well (a fresh clone here: 6 min 33 s with three
+# workers, 5 min 27 s with four).
+TEST_WORKERS ?= 4
 TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl-clients-$(TS_CLIENT_VERSION)
 
 .PHONY: setup browser lab test up demo bench chaos lint clean

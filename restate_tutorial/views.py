@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .lab.admin import AdminClient, sql_string
+from .lab.processes import wait_until
 
 
 class Table:
@@ -127,6 +128,30 @@ def invocations(admin: AdminClient, service: str | None = None, key: str | None 
                "completed", "failure"] + (["deployment"] if show_deployment else [])
     return Table(f"Invocations ({len(rows)}){_answered_by(admin)}", columns, rows,
                  link=f"{admin.url}/ui/invocations")
+
+
+class LiveInvocations:
+    """The invocations of ``service`` that start from now on, as a table shown once in a
+    notebook and updated while :meth:`wait` waits; every update is kept in ``snapshots``."""
+
+    def __init__(self, admin: AdminClient, service: str) -> None:
+        from IPython.display import display
+
+        self.admin, self.service = admin, service
+        self._before = {row["id"] for row in invocations(admin, service=service)}
+        self.snapshots: list[list[dict[str, Any]]] = []
+        self._shown = display(invocations(admin, service=service), display_id=True)
+
+    def wait(self, done: Any, timeout: float, what: str) -> None:
+        """Refresh the table (a few times a second) until ``done()`` is true."""
+        def refreshed_and_done() -> bool:
+            table = invocations(self.admin, service=self.service)
+            if self._shown is not None:
+                self._shown.update(table)
+            self.snapshots.append([row for row in table if row["id"] not in self._before])
+            return bool(done())
+
+        wait_until(refreshed_and_done, timeout, what, interval=0.25)
 
 
 def deployments(admin: AdminClient) -> Table:
