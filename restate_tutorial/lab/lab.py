@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import tempfile
@@ -126,6 +127,7 @@ class Lab:
         self.mounts = Mounts()
         self.served: dict[str, str] = {}  # deployment id → its path on that host
         self._serving_host: ServiceHost | None = None
+        self._paths = itertools.count(1)
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
         for node in every:  # RESTATE_… settings for each restate-server the lab starts
@@ -201,7 +203,7 @@ class Lab:
         if self._serving_host is None:
             self._serving_host = ServiceHost(self.mounts)
         host = self._serving_host.start()
-        path = f"d{len(self.mounts.apps) + 1}"
+        path = f"d{next(self._paths)}"  # a path of its own, also for two serves at once
         self.mounts.apps[path] = restate.app(services=list(services))
         try:
             deployment = self.admin.register_deployment(f"{host.url}/{path}", force=False)
