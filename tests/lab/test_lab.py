@@ -125,6 +125,8 @@ def test_an_interrupt_does_not_stop_the_service_host() -> None:
     """The kernel's interrupt button (SIGINT, into the main thread, as in a kernel: here a
     process of its own) stops the cell, not the lab: its service host keeps serving."""
     script = ("import signal\n"
+              # Python's own handler, as a kernel has (a child inherits an ignored SIGINT).
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               "from restate_tutorial.lab import Lab\n"
               "from restate_tutorial.patterns.basics import greeter\n"
               "with Lab([greeter]) as lab:\n"
