@@ -38,7 +38,8 @@ class CheckInLab:
         """Start checking in ``trip_id``; returns the invocation id once it waits for boarding."""
         invocation_id = self.lab.ingress.send("CheckIn", "Run", {"trip_id": trip_id},
                                               idempotency_key=f"check-in {trip_id}")
-        self.lab.admin.wait_for_entry(invocation_id, "Command: Run", count=3)  # seat, call back
+        # Its third step done (seat key, seat, call-back request): it waits for boarding now.
+        self.lab.admin.wait_for_entry(invocation_id, "Notification: Run", count=3)
         return invocation_id
 
     def open_boarding(self, trip_id: str) -> None:

@@ -94,7 +94,7 @@ def test_killed_then_restarted_from_the_seat_on_the_latest_code(check_in: CheckI
     again = check_in.lab.admin.restart_as_new(invocation, from_index=seat_index,
                                               deployment="latest")
     assert check_in.lab.admin.restart_as_new(invocation, from_index=seat_index) == again
-    check_in.lab.admin.wait_for_entry(again, "Command: Run", count=3)
+    check_in.lab.admin.wait_for_entry(again, "Notification: Run", count=3)
     check_in.open_boarding(name)  # the new invocation asked for a call-back of its own
     assert check_in.lab.ingress.attach(again).endswith("gate B7 (v2)")
     assert check_in.lab.admin.wait_for_status(again, "completed")["pinned_deployment_id"] == fixed
