@@ -23,8 +23,8 @@ def version(n: int) -> restate.Service:
     service = restate.Service("Edited")
 
     @service.handler()
-    async def greet(ctx: Context, who: str) -> str:
-        return f"v{n}: hello {who}"
+    async def greet(ctx: Context, request: dict) -> str:
+        return f"v{n}: hello {request['who']}"
 
     return service
 
@@ -36,7 +36,7 @@ def main() -> None:
         for n in range(1, 301):
             lab.serve(version(n))
             if n in (1, 100, 200, 300):
-                assert lab.ingress.call("Edited", "greet", "Ada") == f"v{n}: hello Ada"
+                assert lab.ingress.call("Edited", "greet", {"who": "Ada"}) == f"v{n}: hello Ada"
                 listening = [c for c in me.net_connections("inet")
                              if c.status == psutil.CONN_LISTEN]
                 print(json.dumps({"serves": n, "threads": threading.active_count(),
