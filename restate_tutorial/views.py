@@ -206,8 +206,13 @@ def sleeps(admin: AdminClient, invocation_id: str) -> list[datetime]:
     """When each durable sleep of the invocation wakes up (UTC), as journaled."""
     rows = admin.sql("SELECT entry_json FROM sys_journal WHERE entry_type = 'Command: Sleep'"
                      f" AND id = {sql_string(invocation_id)} ORDER BY index")
-    return [datetime.fromtimestamp(_variant(json.loads(r["entry_json"]))["wake_up_time"] / 1000,
-                                   timezone.utc) for r in rows]
+    return [wake_up_time(r["entry_json"]) for r in rows]
+
+
+def wake_up_time(entry_json: str) -> datetime:
+    """When the sleep of a ``Command: Sleep`` journal entry wakes up (UTC)."""
+    return datetime.fromtimestamp(_variant(json.loads(entry_json))["wake_up_time"] / 1000,
+                                  timezone.utc)
 
 
 def _time(value: Any) -> str | None:
