@@ -29,7 +29,7 @@ from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedCo
 
 from ..simulated import mailer
 from .keys import unique_key
-from .payloads import JSON_INPUT, fields
+from .payloads import JSON_INPUT, fields, seconds
 from .sagas import parse_booking
 from .sagas import run as book
 
@@ -45,7 +45,8 @@ trip_approval = restate.Workflow("TripApproval")
 async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     parse_booking(request)  # a malformed booking is refused now, not after the approval
     approver = fields(request, "approval request", approver=str)["approver"]
-    timeout = _timeout(request.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+    timeout = seconds(request.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS),
+                      "approval request", "timeout_seconds", MAX_TIMEOUT_SECONDS)
     booking = {k: v for k, v in request.items() if k not in ("approver", "timeout_seconds")}
     trip = ctx.key()
     ctx.set("status", "waiting")
@@ -127,14 +128,6 @@ async def _first_decision(promise: Any) -> dict[str, Any] | None:
 
 def _verdict(decision: dict[str, Any]) -> str:
     return "approved" if decision["approved"] else "rejected"
-
-
-def _timeout(value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) \
-            or not 0 < value <= MAX_TIMEOUT_SECONDS:
-        raise TerminalError("malformed approval request: timeout_seconds must be a number "
-                            f"above 0 and at most {MAX_TIMEOUT_SECONDS:,}", 400)
-    return float(value)
 
 
 def _decide_curl(trip: str, approver: str) -> str:

@@ -94,6 +94,14 @@ def text(value: Any, what: str) -> str:
     return value
 
 
+def seconds(value: Any, what: str, field: str, maximum: float) -> float:
+    """``value`` as a number of seconds above 0 and at most ``maximum``; else TerminalError(400)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise TerminalError(f"malformed {what}: {field} must be a number above 0 and at most "
+                            f"{maximum:,}", 400)
+    return float(value)
+
+
 def clip(text: str, limit: int = LOG_CLIP_CHARS) -> str:
     """``text`` cut to ``limit`` characters for a log line ("…" marks the cut)."""
     return text if len(text) <= limit else f"{text[:limit - 1]}…"

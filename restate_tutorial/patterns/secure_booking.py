@@ -26,7 +26,7 @@ from restate import RunOptions, TerminalError, WorkflowContext
 from ..simulated import bank
 from ..simulated.travel import mask_card
 from .keys import unique_key
-from .payloads import JSON_INPUT
+from .payloads import JSON_INPUT, seconds
 from .sagas import car_service, charge, flight_service, parse_booking, refund, undo
 
 #: How long the bank may take by default, and at most.
@@ -39,7 +39,8 @@ secure_booking = restate.Workflow("SecureBooking")
 @secure_booking.main(name="Run", input_serde=JSON_INPUT)
 async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     flight, car, payment = parse_booking(request)
-    wait = _verify_seconds(request.get("verify_seconds", VERIFY_SECONDS))
+    wait = seconds(request.get("verify_seconds", VERIFY_SECONDS), "booking", "verify_seconds",
+                   MAX_VERIFY_SECONDS)
     compensations: list[Callable[[], Awaitable[Any]]] = []
     try:
         # Reserve the flight and the car; each cancellation is pushed once its id is known.
@@ -77,11 +78,3 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
         raise
     return {"flight_reservation": flight_id, "car_reservation": car_id, "payment": payment_id,
             "card": mask_card(payment["card_number"]), "amount": payment["amount"]}
-
-
-def _verify_seconds(value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) \
-            or not 0 < value <= MAX_VERIFY_SECONDS:
-        raise TerminalError("malformed booking: verify_seconds must be a number above 0 and "
-                            f"at most {MAX_VERIFY_SECONDS:,}", 400)
-    return float(value)
