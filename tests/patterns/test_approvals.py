@@ -36,8 +36,7 @@ def status(lab: Lab, trip: str) -> str:
 
 
 def run_result(lab: Lab, trip: str) -> Any:
-    invocation = lab.admin.sql("SELECT id FROM sys_invocation WHERE target = "
-                               f"'TripApproval/{trip}/Run'")[0]["id"]
+    invocation = lab.admin.wait_for_invocation("TripApproval", trip)  # Run: sent first
     try:
         return lab.ingress.attach(invocation, timeout=60)
     except IngressError as error:
