@@ -48,30 +48,35 @@ class FailoverHttp:
             or "idempotency-key" in (kwargs.get("headers") or {}))
         deadline = time.monotonic() + timeout
         error: httpx.TransportError | None = None
-        step = 0
-        while step < len(self.urls) or (retry_silence and time.monotonic() < deadline
-                                        and isinstance(error, httpx.TimeoutException)):
-            index = (self._current + step) % len(self.urls)
-            step += 1
-            left = max(deadline - time.monotonic(), 0.001)
-            try:
-                if (len(self.urls) > 1 and not retry_silence and self.health_path
-                        and not self._answers(self.urls[index])):
+        while True:
+            # One round over the nodes, starting with the one that answered last. A node
+            # that refuses the connection is skipped; a silent one too, when safe.
+            silent_in_round = False
+            for step in range(len(self.urls)):
+                index = (self._current + step) % len(self.urls)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    if (len(self.urls) > 1 and not retry_silence and self.health_path
+                            and not self._answers(self.urls[index])):
+                        continue
+                    response = self._client.request(
+                        method, self.urls[index] + path, **kwargs,
+                        timeout=min(left, SAFE_ATTEMPT_SECONDS) if retry_silence else left)
+                except httpx.ConnectError as refused:
+                    error = refused
                     continue
-                response = self._client.request(
-                    method, self.urls[index] + path, **kwargs,
-                    timeout=min(left, SAFE_ATTEMPT_SECONDS) if retry_silence else left)
-            except httpx.ConnectError as refused:
-                error = refused
-                continue
-            except httpx.TimeoutException as silent:
-                if not retry_silence:
-                    raise
-                error = silent
-                continue
-            self._current = index
-            return response
-        raise error or httpx.ConnectError(f"none of {', '.join(self.urls)} answers")
+                except httpx.TimeoutException as silent:
+                    if not retry_silence:
+                        raise
+                    error, silent_in_round = silent, True
+                    continue
+                self._current = index
+                return response
+            # Another round only while a node is alive but slow (a long attach, a busy node).
+            if not (silent_in_round and time.monotonic() < deadline):
+                raise error or httpx.ConnectError(f"none of {', '.join(self.urls)} answers")
 
     def _answers(self, url: str) -> bool:
         try:

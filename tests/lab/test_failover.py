@@ -55,3 +55,15 @@ def test_a_request_that_must_not_repeat_goes_to_a_node_that_answers_its_health_c
     answer = http.request("POST", "/Greeter/greet", json={"name": "probed", "delay_seconds": 0})
     assert answer.json()["message"] == "Hello probed!"
     assert http.url == lab.server.ingress_url
+
+
+def test_a_long_attach_waits_on_a_slow_node_while_another_is_down(lab: Lab) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        dead_node = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    invocation = lab.ingress.send("Greeter", "greet", {"name": "slow", "delay_seconds": 2})
+    http = FailoverHttp([dead_node, lab.server.ingress_url], timeout=30)
+    # Each try on the live node stays silent longer than SAFE_ATTEMPT_SECONDS: it is tried
+    # again until the invocation ends, not given up after one round that ends on the dead node.
+    answer = http.request("GET", f"/restate/invocation/{invocation}/attach")
+    assert answer.json()["message"] == "Hello slow!"
