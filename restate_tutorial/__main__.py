@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from . import soak, views
-from .lab import IngressError, Lab, LabError, LabPorts, wait_until
+from .lab import Lab, LabError, LabPorts, wait_until
 from .logbook import OneLineRetries
 from .scenarios import GOOD_BOOKING, SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
 from .simulated import bank, social
@@ -121,11 +121,8 @@ def demo_approvals(lab: Lab) -> None:
             print("→", lab.ingress.call("TripApproval", "Decide", {
                 "approved": verdict, "by": "Ada", "reason": "demo"}, key=trip))
     for trip in trips:
-        invocation = lab.admin.wait_for_invocation("TripApproval", trip)
-        try:
-            print(f"{trip}: {lab.ingress.attach(invocation, timeout=30)}")
-        except IngressError as error:
-            print(f"{trip}: [{error.status}] {error.message}")
+        invocation = lab.admin.wait_for_invocation("TripApproval", trip, handler="Run")
+        print(f"{trip}: {lab.ingress.outcome(invocation, timeout=30)}")
     print(views.invocations(lab.admin, service="TripApproval", handler="Run"))
 
 

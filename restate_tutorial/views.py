@@ -154,6 +154,50 @@ class LiveInvocations:
         wait_until(refreshed_and_done, timeout, what, interval=0.25)
 
 
+def waiting(admin: AdminClient, service: str | None = None) -> Table:
+    """The invocations that have not ended, and what each waits for now: the promises, timers
+    and calls in its journal with no completion yet. (An awakeable has no journal entry until
+    it completes: a wait on one shows only the timer raced against it, if any.)"""
+    unfinished = admin.sql("SELECT id, target, status, created_at FROM sys_invocation WHERE "
+                           "status <> 'completed'"
+                           + (f" AND target_service_name = {sql_string(service)}" if service
+                              else "") + " ORDER BY created_at")
+    pending: dict[str, dict[int, str]] = {row["id"]: {} for row in unfinished}
+    if pending:
+        entries = admin.sql("SELECT id, entry_type, entry_json FROM sys_journal WHERE id IN ("
+                            + ", ".join(sql_string(i) for i in pending) + ") ORDER BY index")
+        for entry in entries:
+            body = _variant(json.loads(entry["entry_json"] or "{}"))
+            if entry["entry_type"].startswith("Notification"):
+                pending[entry["id"]].pop(body.get("completion_id"), None)
+            elif (what := _awaited(entry["entry_type"], body)) is not None:
+                pending[entry["id"]][body.get("result_completion_id",
+                                              body.get("completion_id"))] = what
+    for row in unfinished:
+        row["created"] = _time(row.get("created_at"))
+        row["waits for"] = ("; ".join(pending[row["id"]].values())
+                            or "nothing journaled: running, or an awakeable")
+    return Table(f"Waiting invocations ({len(unfinished)}){_answered_by(admin)}",
+                 ["id", "target", "status", "created", "waits for"], unfinished,
+                 link=f"{admin.url}/ui/invocations")
+
+
+def _awaited(entry_type: str, body: dict[str, Any]) -> str | None:
+    """What a journaled command waits for, in words; None for one that waits for nothing."""
+    kind = entry_type.removeprefix("Command: ")
+    if kind in ("GetPromise", "PeekPromise"):
+        return f"promise {body.get('key')!r}"
+    if kind == "Sleep" and isinstance(body.get("wake_up_time"), int):
+        due = datetime.fromtimestamp(body["wake_up_time"] / 1000, timezone.utc)
+        return (f"timer at {millis_to_time(body['wake_up_time'])} (in "
+                f"{max((due - _now()).total_seconds(), 0):.0f} s)")
+    if kind == "Call" and isinstance(body.get("request"), dict):
+        return f"call {call_target(body['request'])}"
+    if kind == "Run":
+        return f"step {body.get('name') or 'run'!r}"
+    return None
+
+
 def deployments(admin: AdminClient) -> Table:
     """The registered deployments, oldest first: where each one is served, what it serves,
     and how many unfinished invocations are pinned to it (they finish there, and only there)."""
@@ -224,7 +268,11 @@ def _time(value: Any) -> str | None:
 
 
 def millis_to_time(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    """'18:06:39.620' (UTC) — with the date in front when it is not today (a timer set for
+    tomorrow is not one that fires in a moment)."""
+    moment = datetime.fromtimestamp(millis / 1000, timezone.utc)
+    time_of_day = moment.strftime("%H:%M:%S.%f")[:-3]
+    return time_of_day if moment.date() == _now().date() else f"{moment:%Y-%m-%d} {time_of_day}"
 
 
 _BOOKKEEPING = {"completion_id", "headers", "name", "result_completion_id",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
 from restate_tutorial import views
 from restate_tutorial.lab import IngressError, Lab
+from restate_tutorial.scenarios import GOOD_BOOKING
 from restate_tutorial.views import Table, entry_detail
 
 
@@ -58,6 +60,28 @@ def test_state_view_shows_the_value_for_one_key(lab: Lab) -> None:
     assert [(r["service_key"], r["key"]) for r in table] == [(key, "messages")]
     assert '"hello"' in table[0]["value"]
     assert key in str(views.state(lab.admin, "Inbox"))
+
+
+def test_waiting_view_names_the_promise_the_timer_and_the_call_each_invocation_waits_on(
+        lab: Lab) -> None:
+    trip = f"w-{uuid.uuid4().hex[:6]}"
+    approval = lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": "Ada",
+                                                        "timeout_seconds": 172_800}, key=trip)
+    lab.admin.wait_for_entry(approval, "Command: Sleep")
+    greeting = lab.ingress.send("Greeter", "greet", {"name": trip, "delay_seconds": 30})
+    lab.admin.wait_for_entry(greeting, "Command: Sleep")
+    try:
+        waits = {row["id"]: row["waits for"] for row in views.waiting(lab.admin)}
+        [due] = views.sleeps(lab.admin, approval)  # in two days: the view says which day
+        assert waits[approval].startswith(f"promise 'decision'; timer at {due:%Y-%m-%d} ")
+        assert waits[approval].endswith("(in 172800 s)")
+        assert re.fullmatch(r"timer at \d\d:\d\d:\d\d\.\d{3} \(in (29|30) s\)", waits[greeting])
+        assert [r["id"] for r in views.waiting(lab.admin, service="Greeter")] == [greeting]
+    finally:
+        lab.admin.kill(approval)
+        lab.admin.kill(greeting)
+    lab.admin.wait_until_ended(approval, greeting)
+    assert {approval, greeting}.isdisjoint(r["id"] for r in views.waiting(lab.admin))
 
 
 def test_sql_strings_are_quoted() -> None:

@@ -180,11 +180,14 @@ class AdminClient:
                    interval=0.05)
         return found[0]
 
-    def wait_for_invocation(self, service: str, key: str, timeout: float = 60.0) -> str:
-        """Block until ``service`` has an invocation for ``key`` (e.g. one a Kafka record
-        started); returns the id of its first one."""
+    def wait_for_invocation(self, service: str, key: str, timeout: float = 60.0,
+                            handler: str | None = None) -> str:
+        """Block until ``service`` has an invocation for ``key`` (of ``handler``, if given; e.g.
+        one a Kafka record started); returns the id of its first one."""
         query = (f"SELECT id FROM sys_invocation WHERE target_service_name = {sql_string(service)}"
-                 f" AND target_service_key = {sql_string(key)} ORDER BY created_at LIMIT 1")
+                 f" AND target_service_key = {sql_string(key)}"
+                 + (f" AND target_handler_name = {sql_string(handler)}" if handler else "")
+                 + " ORDER BY created_at LIMIT 1")
         found: list[dict[str, Any]] = []
 
         def started() -> bool:

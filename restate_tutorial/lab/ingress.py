@@ -79,6 +79,14 @@ class IngressClient:
         return self._request("GET", f"/restate/invocation/{invocation_id}/attach", None,
                              timeout, None)
 
+    def outcome(self, invocation_id: str, timeout: float | None = None) -> Any:
+        """Like :meth:`attach`, but a failed invocation's IngressError is returned, not raised:
+        the result, or how it failed (``.status``, ``.message``)."""
+        try:
+            return self.attach(invocation_id, timeout)
+        except IngressError as failed:
+            return failed
+
     def resolve_awakeable(self, awakeable_id: str, value: Any = None) -> None:
         """Complete an awakeable (what an external system does to wake the invocation that
         waits on it). Resolving it again changes nothing."""

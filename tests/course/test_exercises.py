@@ -21,10 +21,12 @@ from restate_tutorial.course.exercises import CheckResult, checking
 from restate_tutorial.course.solutions import (
     delivery_tracker,
     early_updates,
+    escalation,
     hotel_saga,
     loyalty_points,
     patient_feed,
     strict_feed,
+    withdraw_request,
 )
 from restate_tutorial.lab import Lab
 from restate_tutorial.patterns import event_transactions
@@ -39,6 +41,8 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "2.2": (exercises.check_give_up, strict_feed, "strict_user_feed"),
     "3.1": (exercises.check_delivered, delivery_tracker, "delivery_tracker"),
     "3.2": (exercises.check_early_updates, early_updates, "early_bird_tracker"),
+    "7.1": (exercises.check_withdraw, withdraw_request, "trip_request"),
+    "7.2": (exercises.check_escalation, escalation, "escalating_approval"),
 }
 
 pytestmark = pytest.mark.usefixtures("fresh_ledgers")
@@ -47,14 +51,14 @@ pytestmark = pytest.mark.usefixtures("fresh_ledgers")
 def starters() -> dict[str, str]:
     """The starter cells of the notebooks, by exercise number."""
     found = {}
-    for path in sorted(NOTEBOOKS.glob("0[1-3]_*.ipynb")):
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             if "exercise-starter" in cell.metadata.get("tags", []):
                 found[cell.metadata["exercise"]] = cell.source
     return found
 
 
-def test_notebooks_01_to_03_have_two_exercises_each() -> None:
+def test_every_exercise_has_a_starter_cell_and_a_check() -> None:
     assert sorted(starters()) == sorted(EXERCISES)
     for number, source in starters().items():
         assert "# TODO" in source and "lab.serve(" in source, number
@@ -183,6 +187,43 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "3.2 early updates applied newest first": ("3.2", _replace(
         '"locations": early}', '"locations": early[::-1]}'),
         "in the order they came"),
+    "7.1 the withdrawal written to the state, the promise left open": ("7.1", _replace(
+        """        await ctx.promise("decision", type_hint=dict).resolve(
+            {"withdrawn": True, "reason": request["reason"]})""",
+        """        ctx.set("status", "withdrawn")"""),
+        "Restate retried it"),
+    "7.1 a promise of its own for the withdrawal": ("7.1", _replace(
+        'ctx.promise("decision", type_hint=dict).resolve(\n            {"withdrawn"',
+        'ctx.promise("withdrawal", type_hint=dict).resolve(\n            {"withdrawn"'),
+        "still running after 10 s"),
+    "7.1 a withdrawal taken for a rejection": ("7.1", _replace(
+        """{"withdrawn": True, "reason": request["reason"]}""",
+        """{"approved": False, "by": "the traveller", "reason": request["reason"]}"""),
+        "HTTP 403"),
+    "7.1 no status for a withdrawn trip": ("7.1", _replace(
+        """        ctx.set("status", "withdrawn")\n""", ""),
+        "'waiting'"),
+    "7.2 the second wait has no timer": ("7.2", _replace(
+        """        winner, value = await restate.select(decision=decision.value(),
+                                             timeout=ctx.sleep(timeout))""",
+        """        winner, value = "decision", await decision.value()"""),
+        "still running after 10 s"),
+    "7.2 the first approver asked again": ("7.2", _replace(
+        """ask(ctx, request["escalate_to"], "escalated")""",
+        """ask(ctx, request["approver"], "escalated")"""),
+        "(2, 0)"),
+    "7.2 both approvers asked at once": ("7.2", lambda source: _replace(
+        """    await ask(ctx, request["approver"], "first")\n""",
+        """    await ask(ctx, request["approver"], "first")
+    await ask(ctx, request["escalate_to"], "escalated")\n""")(source).replace(
+        """        await ask(ctx, request["escalate_to"], "escalated")
+        winner""", """        winner"""),
+        "the second approver never asked"),
+    "7.2 a promise of its own for the second approver": ("7.2", _replace(
+        """        winner, value = await restate.select(decision=decision.value(),""",
+        """        winner, value = await restate.select(
+            decision=ctx.promise("escalated", type_hint=dict).value(),"""),
+        "approved by the second approver"),
 }
 
 

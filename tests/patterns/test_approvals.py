@@ -36,11 +36,8 @@ def status(lab: Lab, trip: str) -> str:
 
 
 def run_result(lab: Lab, trip: str) -> Any:
-    invocation = lab.admin.wait_for_invocation("TripApproval", trip)  # Run: sent first
-    try:
-        return lab.ingress.attach(invocation, timeout=60)
-    except IngressError as error:
-        return error
+    return lab.ingress.outcome(lab.admin.wait_for_invocation("TripApproval", trip, handler="Run"),
+                               timeout=60)
 
 
 def test_the_approver_is_asked_with_the_exact_request_and_approval_books_the_trip(
@@ -187,3 +184,38 @@ def test_a_malformed_decision_is_400(lab: Lab) -> None:
         refused.value.message
     assert status(lab, trip) == "waiting"
     decide(lab, trip, False)  # let it end
+
+
+def test_a_purged_trip_can_be_submitted_again_and_decided_afresh(lab: Lab) -> None:
+    """Purging a trip's run (`restate invocations purge TripApproval/<trip>`) frees its id:
+    the state and the promise go with it, so the old rejection does not decide the new run."""
+    trip = submit(lab)
+    decide(lab, trip, False, reason="too expensive")
+    assert run_result(lab, trip).status == 403
+    lab.cli("invocations", "purge", f"TripApproval/{trip}")
+    assert status(lab, trip) == "unknown"
+
+    lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": f"boss-{trip}"},
+                     key=trip)
+    wait_until(lambda: len(mailer.inbox(f"boss-{trip}")) == 2, 30, "the approver asked again")
+    assert status(lab, trip) == "waiting"
+    decide(lab, trip, True)
+    assert run_result(lab, trip)["approved_by"] == "Ada"
+    assert travel.flights.ledger.count("confirm") == 1
+
+
+def test_a_booked_trip_resubmitted_after_a_purge_is_not_booked_twice(lab: Lab) -> None:
+    """The booking keeps the trip id: purging only the approval leaves BookingWorkflow/<trip>
+    done, so a second approval of the same trip fails (409) instead of booking it again."""
+    trip = submit(lab)
+    decide(lab, trip, True)
+    assert run_result(lab, trip)["approved_by"] == "Ada"
+    lab.cli("invocations", "purge", f"TripApproval/{trip}")
+    lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": f"boss-{trip}"},
+                     key=trip)
+    wait_until(lambda: len(mailer.inbox(f"boss-{trip}")) == 2, 30, "the approver asked again")
+    decide(lab, trip, True)
+    again = run_result(lab, trip)
+    assert isinstance(again, IngressError) and again.status == 409, again
+    assert status(lab, trip) == "failed"
+    assert travel.flights.ledger.count("reserve") == travel.payments.ledger.count("charge") == 1

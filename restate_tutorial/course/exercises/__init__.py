@@ -1,4 +1,4 @@
-"""The "Your turn" exercises of notebooks 01–03: each check drives a scenario against the lab
+"""The "Your turn" exercises of notebooks 01–03 and 07: each check drives a scenario against the lab
 and reads the simulated systems' ledgers and Restate's records. It never raises: it returns a
 :class:`CheckResult` — passed, or what was expected, what happened and a hint."""
 
@@ -6,6 +6,8 @@ from .checking import CheckResult, show
 from .enrichment import check_delivered, check_early_updates
 from .events import check_backoff, check_give_up
 from .sagas import check_hotel_saga, check_loyalty_points
+from .waiting import check_escalation, check_withdraw
 
 __all__ = ["CheckResult", "check_backoff", "check_delivered", "check_early_updates",
-           "check_give_up", "check_hotel_saga", "check_loyalty_points", "show"]
+           "check_escalation", "check_give_up", "check_hotel_saga", "check_loyalty_points",
+           "check_withdraw", "show"]

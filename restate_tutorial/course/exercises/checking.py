@@ -84,12 +84,16 @@ def answer(lab: Lab, service: str, handler: str, body: Any = None, *,
     return settle(lab, lab.ingress.send(service, handler, body, key=key), f"{service}/{handler}")
 
 
-def settle(lab: Lab, invocation: str, what: str) -> Any:
+def settle(lab: Lab, invocation: str, what: str, within: float | None = None,
+           stuck_hint: str | None = None) -> Any:
     """Wait for ``invocation`` to end and return its result, watching Restate's record of it.
 
     A failed attempt (other than the checks' own scripted ones) stops the check at once with
-    that failure and the fix; so does no end within ANSWER_SECONDS. Either way the invocation is
-    killed. A failed invocation (a TerminalError) raises IngressError, as a call does."""
+    that failure and the fix; so does no end within ``within`` seconds (ANSWER_SECONDS unless
+    the check expects an end sooner). Either way the invocation is killed. A failed invocation
+    (a TerminalError) raises IngressError, as a call does. ``stuck_hint`` replaces the general
+    hint for an invocation that did not fail but did not end either."""
+    limit = within or ANSWER_SECONDS
     query = ("SELECT status, last_failure FROM sys_invocation WHERE id = "
              f"{sql_string(invocation)}")
     started = said = time.monotonic()
@@ -102,12 +106,12 @@ def settle(lab: Lab, invocation: str, what: str) -> Any:
             return lab.ingress.attach(invocation)
         waited = time.monotonic() - started
         if (failure and SCRIPTED not in failure) or status == "paused" \
-                or waited > ANSWER_SECONDS:
+                or waited > limit:
             lab.admin.kill(invocation)  # nothing keeps retrying in the background
             raise NotYet(f"{what} to end",
                          f"it failed, and Restate retried it: {failure}" if failure else
-                         f"it was still {status} after {ANSWER_SECONDS:g} s; the check killed it",
-                         _fix(failure))
+                         f"it was still {status} after {limit:g} s; the check killed it",
+                         _fix(failure) if failure or not stuck_hint else stuck_hint)
         if time.monotonic() - said >= PROGRESS_SECONDS:
             said = time.monotonic()
             print(f"… {what} is {status} after {waited:.0f} s", flush=True)

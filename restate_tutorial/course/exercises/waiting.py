@@ -1,0 +1,133 @@
+"""Checks for the exercises of notebook 07 (workflows that wait)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ...lab import IngressError, Lab, wait_until
+from ...scenarios import GOOD_BOOKING
+from ...simulated import mailer, travel
+from .checking import answer, check, expect, settle
+
+#: How long the checks give a workflow to end once it has what it waits for.
+ENDS_WITHIN = 10.0
+
+
+def _ending(lab: Lab, invocation: str, what: str, stuck_hint: str) -> Any:
+    """The invocation's result, or the IngressError it failed with."""
+    try:
+        return settle(lab, invocation, what, within=ENDS_WITHIN, stuck_hint=stuck_hint)
+    except IngressError as error:
+        return error
+
+
+def _start(lab: Lab, service: str, body: dict[str, Any], key: str) -> str:
+    invocation = lab.ingress.send(service, "Run", body, key=key)
+    lab.admin.wait_for_entry(invocation, "Command: GetPromise", timeout=ENDS_WITHIN)  # it waits
+    return invocation
+
+
+@check("Exercise 7.1 · withdraw a request while it waits")
+def check_withdraw(lab: Lab) -> None:
+    trip = f"trip-{uuid.uuid4().hex[:8]}"
+    reserved = travel.flights.ledger.count("reserve")
+    invocation = _start(lab, "TripRequest", GOOD_BOOKING, trip)
+    try:
+        answer(lab, "TripRequest", "Withdraw", {"reason": "plans changed"}, key=trip)
+    except IngressError as error:
+        expect(False, "Withdraw to accept a withdrawal while Run waits",
+               f"Withdraw answered HTTP {error.status}: {error.message}",
+               "in Withdraw, resolve the promise \"decision\" with the withdrawal and its "
+               "reason, e.g. {\"withdrawn\": True, \"reason\": request[\"reason\"]}, and "
+               "return \"withdrawn\"")
+    ended = _ending(lab, invocation, "TripRequest/Run", "Run waits on the promise \"decision\": "
+                    "Withdraw must complete that promise, so that Run wakes up")
+    expect(isinstance(ended, IngressError) and ended.status == 410
+           and "plans changed" in ended.message,
+           "Run to end with HTTP 410, naming the traveller's reason (\"plans changed\")",
+           f"Run ended with {ended}",
+           "in Run, when the decision is a withdrawal, raise TerminalError(f\"withdrawn by the "
+           "traveller: {reason}\", 410)")
+    status = lab.ingress.get("TripRequest", "Status", key=trip)
+    expect(status == "withdrawn", 'Status to say "withdrawn"', f"Status answered {status!r}",
+           'set the state "status" to "withdrawn" in Run before raising')
+    expect(travel.flights.ledger.count("reserve") == reserved, "nothing reserved",
+           f"the flight API saw {travel.flights.ledger.count('reserve') - reserved} reservation(s)",
+           "end Run before the booking when the request was withdrawn")
+    try:
+        late = lab.ingress.call("TripRequest", "Decide", {"approved": True, "by": "Ada"}, key=trip)
+    except IngressError as error:
+        late = error
+    expect(isinstance(late, IngressError) and late.status == 409,
+           "a decision after the withdrawal to be refused with HTTP 409",
+           f"Decide answered {late}", "leave Decide as it was: it answers 409 when the promise "
+           "is completed already")
+    _withdraw_after_approval(lab, f"{trip}-approved")
+
+
+def _withdraw_after_approval(lab: Lab, trip: str) -> None:
+    invocation = _start(lab, "TripRequest", GOOD_BOOKING, trip)
+    answer(lab, "TripRequest", "Decide", {"approved": True, "by": "Ada"}, key=trip)
+    try:
+        late = lab.ingress.call("TripRequest", "Withdraw", {"reason": "too late"}, key=trip)
+    except IngressError as error:
+        late = error
+    expect(isinstance(late, IngressError) and late.status == 409,
+           "a withdrawal after the approval to be refused with HTTP 409",
+           f"Withdraw answered {late}", "complete the promise in Withdraw (resolve it): a "
+           "promise is completed once, so resolving it again fails; answer 409 then")
+    booked = _ending(lab, invocation, "TripRequest/Run", "Run waits on the promise \"decision\"")
+    expect(isinstance(booked, dict) and "payment" in booked,
+           "the approved trip booked, the late withdrawal changing nothing",
+           f"Run ended with {booked}", "treat only a withdrawal as one: check a field only "
+           "Withdraw sets, e.g. decision.get(\"withdrawn\")")
+
+
+@check("Exercise 7.2 · escalate when the approver says nothing")
+def check_escalation(lab: Lab) -> None:
+    trip = f"trip-{uuid.uuid4().hex[:8]}"
+    first, second = f"ada-{trip}", f"grace-{trip}"
+    request = {"approver": first, "escalate_to": second, "timeout_seconds": 1}
+    ended = _ending(lab, _start(lab, "EscalatingApproval", request, trip),
+                    "EscalatingApproval/Run",
+                    "after asking the second approver, wait on the promise and a timer again")
+    asked = (len(mailer.inbox(first)), len(mailer.inbox(second)))
+    expect(asked == (1, 1), "nobody answering: the approver asked, then the second approver, "
+           "once each", f"messages sent (approver, second approver): {asked}",
+           "on a timeout, ask request[\"escalate_to\"] with ask(...) before waiting again")
+    expect(isinstance(ended, IngressError) and ended.status == 408,
+           "nobody answering: Run to end with HTTP 408 after the second wait",
+           f"Run ended with {ended}", "raise the 408 only when the second wait times out too")
+
+    # The second approver answers in time (a longer wait: the check must not lose the race).
+    trip = f"{trip}-b"
+    first, second = f"ada-{trip}", f"grace-{trip}"
+    invocation = _start(lab, "EscalatingApproval",
+                        {"approver": first, "escalate_to": second, "timeout_seconds": 4}, trip)
+    wait_until(lambda: mailer.inbox(second), ENDS_WITHIN, "the second approver to be asked")
+    try:
+        answer(lab, "EscalatingApproval", "Decide", {"approved": True, "by": second}, key=trip)
+    except IngressError as error:
+        expect(False, "the second approver's decision accepted while Run waits again",
+               f"Decide answered {error}", "wait on the same promise \"decision\" again")
+    result = _ending(lab, invocation, "EscalatingApproval/Run",
+                     "wait on the promise \"decision\" again: Decide completes that one")
+    expect(isinstance(result, dict) and result.get("approved_by") == second,
+           f"the trip approved by the second approver ({second})", f"Run ended with {result}",
+           "wait on the same promise \"decision\" again, raced against a new timer")
+
+    # The approver answers in time: nobody else is bothered.
+    trip = f"{trip}-c"
+    first, second = f"ada-{trip}", f"grace-{trip}"
+    invocation = _start(lab, "EscalatingApproval",
+                        {"approver": first, "escalate_to": second, "timeout_seconds": 30}, trip)
+    answer(lab, "EscalatingApproval", "Decide", {"approved": True, "by": first}, key=trip)
+    result = _ending(lab, invocation, "EscalatingApproval/Run", "return once decided")
+    expect(mailer.inbox(second) == [],
+           "an approver who answers in time: the second approver never asked",
+           f"the second approver got {len(mailer.inbox(second))} message(s)",
+           "ask the second approver only when the first wait timed out")
+    expect(isinstance(result, dict) and result.get("approved_by") == first,
+           f"the trip approved by the approver ({first})", f"Run ended with {result}",
+           "return {\"approved_by\": value[\"by\"]} as the starter does")
