@@ -1,4 +1,5 @@
-"""Headless lab: ``python -m restate_tutorial up [--no-subscribe]`` and ``… demo <scenario>``.
+"""Headless lab: ``python -m restate_tutorial up [--no-subscribe]``, ``… demo <scenario>``,
+``… soak`` and ``… skip-record <subscription> <partition> <offset>``.
 
 This module and the notebooks are the only places that know every part of the tutorial.
 """
@@ -14,7 +15,8 @@ import threading
 from collections.abc import Callable
 
 from . import soak, views
-from .lab import Lab, LabError, LabPorts, wait_until
+from .lab import AdminClient, IngressError, KafkaBroker, Lab, LabError, LabPorts, wait_until
+from .lab.stalls import skip_record
 from .logbook import OneLineRetries
 from .scenarios import GOOD_BOOKING, SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
 from .simulated import bank, social
@@ -33,6 +35,12 @@ def _log_to_terminal() -> None:
 def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def interrupt(*_: object) -> None:
+        stop.set()  # remembered, even if a library catches the KeyboardInterrupt (kafka-python)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
     topics = sorted({topic for topic, _, _ in SUBSCRIPTIONS})
     ports = LabPorts.free(nodes) if free_ports else LabPorts.seed(nodes)
     with Lab(SERVICES, ports=ports, topics=topics) as lab:
@@ -46,6 +54,17 @@ def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
         except KeyboardInterrupt:
             pass
         print("Stopping the lab…", flush=True)
+
+
+def skip(subscription: str, partition: int, offset: int, admin_url: str, kafka: str) -> None:
+    admin = AdminClient(admin_url)
+    try:
+        new = skip_record(admin, KafkaBroker(bootstrap_servers=kafka), subscription, partition,
+                          offset)
+    finally:
+        admin.close()
+    print(f"Skipped partition {partition} offset {offset}: subscription {new['id']} "
+          f"({new['source']} → {new['sink']}) replaces {subscription}, from the next record on.")
 
 
 def demo_basics(lab: Lab) -> None:
@@ -122,7 +141,9 @@ def demo_approvals(lab: Lab) -> None:
                 "approved": verdict, "by": "Ada", "reason": "demo"}, key=trip))
     for trip in trips:
         invocation = lab.admin.wait_for_invocation("TripApproval", trip, handler="Run")
-        print(f"{trip}: {lab.ingress.outcome(invocation, timeout=30)}")
+        outcome = lab.ingress.outcome(invocation, timeout=30)
+        print(f"{trip}: [{outcome.status}] {outcome.message}"
+              if isinstance(outcome, IngressError) else f"{trip}: {outcome}")
     print(views.invocations(lab.admin, service="TripApproval", handler="Run"))
 
 
@@ -154,6 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     soak_parser.add_argument("--seconds", type=float, default=300)
     soak_parser.add_argument("--seed", type=int, help="replay the fault plan of a seed")
     soak_parser.add_argument("--nodes", type=int, default=1, choices=range(1, 10), metavar="N")
+    skip_parser = commands.add_parser(
+        "skip-record", help="move a Kafka subscription past one record restate-server cannot "
+        "consume (the lab's WARNING 'Kafka record stuck' gives the exact command)")
+    skip_parser.add_argument("subscription")
+    skip_parser.add_argument("partition", type=int)
+    skip_parser.add_argument("offset", type=int)
+    skip_parser.add_argument("--admin-url", default="http://127.0.0.1:9070",
+                             help="Restate's admin API (default: make up's)")
+    skip_parser.add_argument("--kafka", default="127.0.0.1:9092",
+                             help="the Kafka bootstrap servers (default: make up's)")
     demo_parser = commands.add_parser("demo", help="run scenarios headless, printing logs")
     demo_parser.add_argument("scenarios", nargs="*", choices=[[], *DEMOS], metavar="scenario",
                              help=f"one of {', '.join(DEMOS)} (default: all)")
@@ -164,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             up(args.no_subscribe, args.free_ports, args.nodes)
         elif args.command == "soak":
             return 1 if soak.soak(args.seconds, args.seed, args.nodes).violations else 0
+        elif args.command == "skip-record":
+            skip(args.subscription, args.partition, args.offset, args.admin_url, args.kafka)
         else:
             demo(args.scenarios)
     except LabError as error:

@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
 
 from . import processes
 from .binaries import tansu_binary
@@ -125,6 +126,26 @@ class KafkaBroker:
         admin = self._admin()
         try:
             return sorted(admin.list_topics())
+        finally:
+            admin.close()
+
+    def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """The offsets consumer ``group`` committed for ``topic``: partition → next offset."""
+        admin = self._admin()
+        try:
+            committed = admin.list_group_offsets(group).get(group, {})
+        finally:
+            admin.close()
+        return {tp.partition: at.offset for tp, at in committed.items()
+                if tp.topic == topic and at.offset >= 0}
+
+    def commit_offsets(self, group: str, topic: str, offsets: dict[int, int]) -> None:
+        """Set where consumer ``group`` (one with no consumer running) resumes ``topic``."""
+        admin = self._admin()
+        try:
+            admin.alter_group_offsets(group, {TopicPartition(topic, partition):
+                                              OffsetAndMetadata(offset, "", -1)
+                                              for partition, offset in offsets.items()})
         finally:
             admin.close()
 

@@ -22,9 +22,10 @@ from .cluster import RestateCluster
 from .errors import LabError
 from .ingress import IngressClient
 from .kafka import KafkaBroker
+from .processes import LOOPBACK
 from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
-from .stalls import StallWatch
+from .stalls import StallWatch, StuckRecord
 
 # The SDK logs every failed attempt with a long traceback; the logbook turns each into one line
 # (and keeps it for logbook.show()), for every lab, whatever the notebook imported.
@@ -135,7 +136,8 @@ class Lab:
                 node.cluster_env.update(server_settings or {})
         self.admin = AdminClient([n.admin_url for n in every])
         self.stalls = StallWatch(lambda: [n.log_file for n in every
-                                          if isinstance(n, RestateServer)])
+                                          if isinstance(n, RestateServer)],
+                                 skip_command=self._skip_command)
         self.ingress = IngressClient([n.ingress_url for n in every])
 
     @property
@@ -250,6 +252,15 @@ class Lab:
         """Feed ``topic`` into ``service/handler`` (idempotent; topic created if missing)."""
         self.broker.create_topics(topic)
         return self.admin.subscribe(topic, service, handler, KAFKA_CLUSTER, options)
+
+    def _skip_command(self, record: StuckRecord) -> str:
+        """The command that skips ``record`` (the flags only where they differ from make up's)."""
+        flags = [] if self.admin.url == f"http://{LOOPBACK}:9070" else [
+            "--admin-url", self.admin.url]
+        if self.broker.bootstrap_servers != f"{LOOPBACK}:9092":
+            flags += ["--kafka", self.broker.bootstrap_servers]
+        return " ".join([".venv/bin/python -m restate_tutorial skip-record", record.subscription,
+                         str(record.partition), str(record.offset), *flags])
 
     def cli(self, *args: str) -> str:
         """Run the official ``restate`` CLI against this lab, e.g. ``lab.cli("kv", "get", …)``."""

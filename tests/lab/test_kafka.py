@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -60,25 +64,49 @@ def test_the_lab_refuses_a_key_restate_cannot_consume(
     assert lab.broker.produce(topic, b"utf-8 bytes \xc3\xa9", {"n": 3}) is None  # valid: sent
 
 
-def test_a_record_restate_cannot_consume_is_one_warning_line(
+def test_a_record_restate_cannot_consume_is_one_warning_line_whose_command_skips_it(
         caplog: pytest.LogCaptureFixture) -> None:
     """Sent by another client, a key that is not UTF-8 stops the partition in restate-server
     (it retries that record forever, saying so only in its own log): the lab notices within
-    seconds and logs one WARNING naming the subscription, topic, partition and offset."""
+    seconds and logs one WARNING naming the subscription, topic, partition and offset, and the
+    command that skips the record. Run as printed, it does: the next record is processed, and
+    none before it again."""
     with Lab([inbox]) as own:
         topic = f"stuck-{uuid.uuid4().hex[:8]}"
         subscription = own.subscribe(topic, "Inbox", "add")
         other_client = KafkaProducer(bootstrap_servers=own.broker.bootstrap_servers)
-        other_client.send(topic, key=b"\xff", value=b'{"text": "x"}').get(10)
+        for key, text in ((b"ada", "before"), (b"\xff", "stuck"), (b"ada", "after")):
+            other_client.send(topic, key=key, value=f'{{"text": "{text}"}}'.encode()).get(10)
         other_client.close()
         with caplog.at_level("WARNING", logger="restate_tutorial.lab"):
             wait_until(lambda: bool(own.stalls.stuck), 30, "the stuck record to be noticed")
-            wait_until(lambda: own.server.logs().count("partition 0 offset 0") >= 3, 30,
+            wait_until(lambda: own.server.logs().count("partition 0 offset 1") >= 3, 30,
                        "restate-server to retry it twice more")
             own.stalls.check()
-    [stuck] = own.stalls.stuck
-    assert (stuck.subscription, stuck.topic, stuck.partition, stuck.offset) == (
-        subscription["id"], topic, 0, 0)
-    assert "must be valid UTF-8" in stuck.reason
-    warnings = [r.getMessage() for r in caplog.records if "Kafka record stuck" in r.getMessage()]
-    assert warnings == [str(stuck)]  # once, however often restate-server retries it
+        [stuck] = own.stalls.stuck
+        assert (stuck.subscription, stuck.topic, stuck.partition, stuck.offset) == (
+            subscription["id"], topic, 0, 1)
+        assert "must be valid UTF-8" in stuck.reason
+        [warning] = [r.getMessage() for r in caplog.records
+                     if "Kafka record stuck" in r.getMessage()]  # once, however often retried
+        assert warning.startswith(str(stuck))
+        command = re.fullmatch(r".*`(\S+) -m restate_tutorial (skip-record .*)`", warning)
+        assert command is not None, warning
+        skip = [sys.executable, "-m", "restate_tutorial", *shlex.split(command[2])]
+        done = subprocess.run(skip, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.startswith(
+            "Skipped partition 0 offset 1: subscription sub_"), done
+        wait_until(lambda: len(own.ingress.call("Inbox", "messages", key="ada")) >= 2, 30,
+                   "the record after the skipped one")
+        assert own.ingress.call("Inbox", "messages", key="ada") == [{"text": "before"},
+                                                                     {"text": "after"}]
+        [now] = own.admin.subscriptions()
+        assert now["id"] != subscription["id"] and now["sink"] == subscription["sink"]
+        own.broker.produce(topic, "ada", {"text": "later"})  # it goes on as before
+        wait_until(lambda: len(own.ingress.call("Inbox", "messages", key="ada")) >= 3, 30,
+                   "a later record")
+        assert [m["text"] for m in own.ingress.call("Inbox", "messages", key="ada")] == [
+            "before", "after", "later"]
+        again = subprocess.run(skip, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 2 and again.stderr.startswith(
+            "error: There is no subscription sub_"), again  # it is gone: said in one line
