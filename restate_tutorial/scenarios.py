@@ -13,6 +13,7 @@ from .patterns import (
     event_enrichment,
     event_transactions,
     sagas,
+    schedules,
     secure_booking,
 )
 from .simulated import travel
@@ -21,7 +22,8 @@ from .simulated import travel
 SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
                         sagas.hotels, sagas.booking_workflow, event_transactions.user_feed,
                         event_enrichment.package_tracker, basics.key_demo,
-                        approvals.trip_approval, secure_booking.secure_booking]
+                        approvals.trip_approval, secure_booking.secure_booking,
+                        schedules.trip_reminders, schedules.price_watch]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("social-media-posts", "UserFeed", "ProcessPost"),

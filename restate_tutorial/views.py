@@ -182,6 +182,21 @@ def waiting(admin: AdminClient, service: str | None = None) -> Table:
                  link=f"{admin.url}/ui/invocations")
 
 
+def scheduled(admin: AdminClient, service: str | None = None) -> Table:
+    """Calls waiting for their time (sent with a delay), soonest first: what will run, when,
+    and in how long. Cancelling one (``restate invocations cancel <id>``) means it never runs."""
+    # restate-server 1.7.12 fills scheduled_start_at only when scheduled_at is selected too.
+    rows = admin.sql("SELECT id, target, scheduled_at, scheduled_start_at FROM sys_invocation "
+                     "WHERE status = 'scheduled'" + (f" AND target_service_name = {sql_string(service)}"
+                                      if service else "") + " ORDER BY scheduled_start_at")
+    for row in rows:
+        due = parse_time(row["scheduled_start_at"])
+        row["due"] = millis_to_time(int(due.timestamp() * 1000))
+        row["in"] = f"{max((due - _now()).total_seconds(), 0):.1f} s"
+    return Table(f"Scheduled calls ({len(rows)}){_answered_by(admin)}",
+                 ["id", "target", "due", "in"], rows, link=f"{admin.url}/ui/invocations")
+
+
 def _awaited(entry_type: str, body: dict[str, Any]) -> str | None:
     """What a journaled command waits for, in words; None for one that waits for nothing."""
     kind = entry_type.removeprefix("Command: ")

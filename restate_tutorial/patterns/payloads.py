@@ -5,6 +5,12 @@ parse errors become a 500), it hands the handler a :class:`Malformed` value, and
 below turn that into a 400 that says what is wrong. Calls from other handlers
 (``ctx.service_call``) serialize through the same serde, as plain JSON.
 
+Why not Pydantic models as handler input types (restate-sdk 1.3 supports them, and a
+``ValidationError`` names the field)? The SDK wraps *every* input that fails to deserialize in
+``TerminalError("Unable to parse an input argument. …")`` with its default status, 500
+(``restate/handler.py``), so a client error would look like a server error. Here the serde never
+fails: the checks raise the 400 themselves.
+
 Limits: a body of more than ``MAX_BODY_BYTES`` is refused with 413; with 400, naming the field
 and the rule: a text field of more than ``MAX_TEXT_CHARS`` characters, a string that is not valid
 Unicode (a lone surrogate such as ``"\\ud800"``), a number that is not finite (``NaN``,

@@ -89,12 +89,17 @@ def test_a_second_decision_is_409_naming_the_first_which_stands(lab: Lab) -> Non
     assert run_result(lab, trip).status == 403
 
 
-def test_a_decision_for_a_trip_never_submitted_is_404_and_books_nothing(lab: Lab) -> None:
+def test_a_decision_before_the_trip_is_submitted_is_404_and_decides_nothing(lab: Lab) -> None:
     trip = f"never-{uuid.uuid4().hex[:8]}"
     with pytest.raises(IngressError) as unknown:
         decide(lab, trip, True)
     assert unknown.value.status == 404 and "never submitted" in unknown.value.message
     assert status(lab, trip) == "unknown" and travel.flights.ledger.count() == 0
+    # Submitted afterwards, it waits: the refused decision did not complete its promise.
+    lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": "Ada"}, key=trip)
+    wait_until(lambda: status(lab, trip) == "waiting", 30, f"{trip} to wait")
+    decide(lab, trip, False, reason="no")
+    assert run_result(lab, trip).status == 403 and travel.flights.ledger.count() == 0
 
 
 def test_two_decisions_racing_from_two_threads_one_wins(lab: Lab) -> None:

@@ -1,0 +1,172 @@
+"""Time: a call sent with a delay, and a recurring job made of delayed calls to itself.
+
+    TripReminders/<trip>/Book     the original example's booking + "remind_in_seconds"
+      ├─ BookingWorkflow/Run (same trip id)            the saga of notebook 01
+      ├─ send Remind, delayed by remind_in_seconds      Restate keeps the timer, not our process
+      └─ state: "status" booked, "reminder" (its invocation id and when it is due)
+    TripReminders/<trip>/Remind   the check-in reminder: one message, however often it runs
+    TripReminders/<trip>/Cancel   cancels the pending reminder (it never runs), then undoes the
+                                  trip: flight and car cancelled, payment refunded
+    TripReminders/<trip>/Status   (shared) {"status", "reminder"}
+
+    PriceWatch/<flight>/Start     {"every_seconds", "below", "notify"}
+      ├─ cancel the pending tick, if any; a new "generation" (an older tick does nothing)
+      └─ send Tick, delayed by every_seconds → its invocation id in state "pending"
+    PriceWatch/<flight>/Tick      checks the fare (a journaled step); below the limit → one alert,
+                                  and the watch ends; else the next Tick, delayed
+    PriceWatch/<flight>/Stop      cancels the pending tick; no tick runs after Stop answered
+    PriceWatch/<flight>/Status    (shared) {"status", "checks", "next_tick", …}
+
+At most one tick is pending per flight: Start, Tick and Stop are exclusive handlers of one
+virtual object (Restate runs them one at a time per flight), each cancels or replaces the one
+pending tick it knows of, and a tick of an older generation does nothing if it runs anyway.
+The chain lives in Restate: a crash of restate-server or of the service host loses no tick and
+doubles none.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import restate
+from restate import ObjectContext, ObjectSharedContext, RunOptions, TerminalError
+
+from ..simulated import fares, mailer
+from .payloads import JSON_INPUT, fields, seconds
+from .sagas import car_service, flight_service, parse_booking, refund
+from .sagas import run as book
+
+#: The longest delay a reminder or a watch may ask for (a year).
+MAX_DELAY_SECONDS = 366 * 86_400
+
+trip_reminders = restate.VirtualObject("TripReminders")
+
+
+@trip_reminders.handler(name="Book", input_serde=JSON_INPUT)
+async def book_with_reminder(ctx: ObjectContext, request: Any) -> dict[str, Any]:
+    parse_booking(request)  # a malformed booking is refused before anything happens
+    delay = seconds(request.get("remind_in_seconds"), "booking", "remind_in_seconds",
+                    MAX_DELAY_SECONDS)
+    if await ctx.get("status", type_hint=str) is not None:
+        raise TerminalError(f"trip {ctx.key()} is booked already", 409)
+    booking = {k: v for k, v in request.items() if k != "remind_in_seconds"}
+    trip = await ctx.workflow_call(book, key=ctx.key(), arg=booking)
+    ctx.set("trip", trip)
+    ctx.set("status", "booked")
+
+    # The reminder: a call to ourselves that Restate delivers after the delay (durably).
+    now = await ctx.time()
+    handle = ctx.object_send(remind, key=ctx.key(), arg=None, send_delay=timedelta(seconds=delay))
+    reminder = {"invocation_id": await handle.invocation_id(), "due_at": now + delay}
+    ctx.set("reminder", reminder)
+    return {**trip, "reminder": reminder}
+
+
+@trip_reminders.handler(name="Remind")
+async def remind(ctx: ObjectContext) -> None:
+    if await ctx.get("status", type_hint=str) != "booked":
+        return  # cancelled meanwhile (its reminder was cancelled too: belt and braces)
+    # One message per trip, however often this step runs.
+    await ctx.run_typed("send reminder", mailer.notify, RunOptions(), f"traveller-{ctx.key()}",
+                        f"Check in for trip {ctx.key()}", "Check-in is open.",
+                        f"reminder-{ctx.key()}")
+    ctx.set("status", "reminded")
+
+
+@trip_reminders.handler(name="Cancel")
+async def cancel_trip(ctx: ObjectContext) -> str:
+    status = await ctx.get("status", type_hint=str)
+    if status is None or status == "cancelled":
+        raise TerminalError(f"trip {ctx.key()} is not booked", 404)
+    reminder = await ctx.get("reminder", type_hint=dict)
+    if status == "booked" and reminder:
+        ctx.cancel_invocation(reminder["invocation_id"])  # it has not run: now it never will
+    trip = await ctx.get("trip", type_hint=dict) or {}
+    # Undo the trip: each a call or a journaled step, each safe to repeat.
+    await ctx.service_call(flight_service.cancel, trip["flight_reservation"])
+    await ctx.service_call(car_service.cancel, trip["car_reservation"])
+    await ctx.run_typed("refund", refund, RunOptions(), trip["payment"])
+    ctx.set("status", "cancelled")
+    return "cancelled"
+
+
+@trip_reminders.handler(name="Status", kind="shared")
+async def trip_status(ctx: ObjectSharedContext) -> dict[str, Any]:
+    return {"status": await ctx.get("status", type_hint=str) or "unknown",
+            "reminder": await ctx.get("reminder", type_hint=dict)}
+
+
+price_watch = restate.VirtualObject("PriceWatch")
+
+
+@price_watch.handler(name="Start", input_serde=JSON_INPUT)
+async def start(ctx: ObjectContext, request: Any) -> dict[str, Any]:
+    watch = fields(request, "watch", below=(int, float), notify=str)
+    watch["every_seconds"] = seconds(request.get("every_seconds"), "watch", "every_seconds",
+                                     MAX_DELAY_SECONDS)
+    await _cancel_pending(ctx)  # a second Start replaces the first chain: still one
+    generation = (await ctx.get("generation", type_hint=int) or 0) + 1
+    ctx.set("generation", generation)
+    ctx.set("watch", watch)
+    ctx.set("status", "watching")
+    ctx.set("checks", 0)
+    await _next_tick(ctx, generation, watch["every_seconds"])
+    return await _status(ctx)
+
+
+@price_watch.handler(name="Tick")
+async def tick(ctx: ObjectContext, generation: int) -> None:
+    if generation != await ctx.get("generation", type_hint=int):
+        return  # a tick of a chain that was stopped or replaced
+    ctx.clear("pending")
+    watch = await ctx.get("watch", type_hint=dict) or {}
+    checks = (await ctx.get("checks", type_hint=int) or 0) + 1
+    ctx.set("checks", checks)
+    # The fare now (journaled: a replay reuses it).
+    fare = await ctx.run_typed("check fare", fares.check, RunOptions(), ctx.key(),
+                               f"{ctx.key()}-{generation}-{checks}")
+    if fare < watch["below"]:
+        # One alert per watch: a journaled step with a message id of its own.
+        await ctx.run_typed("alert", mailer.notify, RunOptions(), watch["notify"],
+                            f"{ctx.key()} costs {fare:g}",
+                            f"Below your limit of {watch['below']:g}.",
+                            f"price-{ctx.key()}-{generation}")
+        ctx.set("status", "alerted")
+        return
+    await _next_tick(ctx, generation, watch["every_seconds"])
+
+
+@price_watch.handler(name="Stop")
+async def stop(ctx: ObjectContext) -> dict[str, Any]:
+    await _cancel_pending(ctx)
+    ctx.set("generation", (await ctx.get("generation", type_hint=int) or 0) + 1)
+    if await ctx.get("status", type_hint=str) == "watching":
+        ctx.set("status", "stopped")
+    return await _status(ctx)
+
+
+@price_watch.handler(name="Status", kind="shared")
+async def watch_status(ctx: ObjectSharedContext) -> dict[str, Any]:
+    return await _status(ctx)
+
+
+async def _next_tick(ctx: ObjectContext, generation: int, every: float) -> None:
+    """Send the next Tick to ourselves, delayed; keep its id (Stop cancels it)."""
+    handle = ctx.object_send(tick, key=ctx.key(), arg=generation,
+                             send_delay=timedelta(seconds=every))
+    ctx.set("pending", await handle.invocation_id())
+
+
+async def _cancel_pending(ctx: ObjectContext) -> None:
+    pending = await ctx.get("pending", type_hint=str)
+    if pending is not None:
+        ctx.cancel_invocation(pending)
+        ctx.clear("pending")
+
+
+async def _status(ctx: ObjectContext | ObjectSharedContext) -> dict[str, Any]:
+    return {"status": await ctx.get("status", type_hint=str) or "idle",
+            "watch": await ctx.get("watch", type_hint=dict),
+            "checks": await ctx.get("checks", type_hint=int) or 0,
+            "pending_tick": await ctx.get("pending", type_hint=str)}
