@@ -186,9 +186,9 @@ def scheduled(admin: AdminClient, service: str | None = None) -> Table:
     """Calls waiting for their time (sent with a delay), soonest first: what will run, when,
     and in how long. Cancelling one (``restate invocations cancel <id>``) means it never runs."""
     # restate-server 1.7.12 fills scheduled_start_at only when scheduled_at is selected too.
-    rows = admin.sql("SELECT id, target, scheduled_at, scheduled_start_at FROM sys_invocation "
-                     "WHERE status = 'scheduled'" + (f" AND target_service_name = {sql_string(service)}"
-                                      if service else "") + " ORDER BY scheduled_start_at")
+    rows = admin.sql("SELECT id, target, scheduled_at, scheduled_start_at FROM sys_invocation"
+                     + _where(status="scheduled", target_service_name=service)
+                     + " ORDER BY scheduled_start_at")
     for row in rows:
         due = parse_time(row["scheduled_start_at"])
         row["due"] = millis_to_time(int(due.timestamp() * 1000))
