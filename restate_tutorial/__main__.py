@@ -19,7 +19,7 @@ from .lab import AdminClient, IngressError, KafkaBroker, Lab, LabError, LabPorts
 from .lab.stalls import skip_record
 from .logbook import OneLineRetries
 from .scenarios import GOOD_BOOKING, SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
-from .simulated import bank, social
+from .simulated import bank, fares, mailer, social
 
 
 def _log_to_terminal() -> None:
@@ -147,9 +147,26 @@ def demo_approvals(lab: Lab) -> None:
     print(views.invocations(lab.admin, service="TripApproval", handler="Run"))
 
 
+def demo_time(lab: Lab) -> None:
+    """A check-in reminder sent with a delay; a price watch that ticks until the fare drops."""
+    booked = lab.ingress.call("TripReminders", "Book", {**GOOD_BOOKING, "remind_in_seconds": 2},
+                              key="trip-time")
+    print("trip-time booked; its reminder is scheduled:")
+    print(views.scheduled(lab.admin))
+    lab.admin.wait_until_ended(booked["reminder"]["invocation_id"])
+    print("reminder sent:", mailer.inbox("traveller-trip-time"))
+    fares.script("KL1234", [520, 505, 480])
+    lab.ingress.call("PriceWatch", "Start", {"every_seconds": 1, "below": 500, "notify": "Ada"},
+                     key="KL1234")
+    wait_until(lambda: lab.ingress.get("PriceWatch", "Status", key="KL1234")["status"]
+               == "alerted", 30, "the price alert")
+    print("fares checked:", [e["fare"] for e in fares.ledger.entries("check")])
+    print("alert:", mailer.inbox("Ada"))
+
+
 DEMOS: dict[str, Callable[[Lab], None]] = {
     "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
-    "enrichment": demo_enrichment, "approvals": demo_approvals}
+    "enrichment": demo_enrichment, "approvals": demo_approvals, "time": demo_time}
 
 
 def demo(names: list[str]) -> None:
