@@ -23,7 +23,8 @@ SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_r
                         sagas.hotels, sagas.booking_workflow, event_transactions.user_feed,
                         event_enrichment.package_tracker, basics.key_demo,
                         approvals.trip_approval, secure_booking.secure_booking,
-                        schedules.trip_reminders, schedules.price_watch]
+                        schedules.trip_reminders, schedules.price_watch,
+                        schedules.cron_job]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("social-media-posts", "UserFeed", "ProcessPost"),

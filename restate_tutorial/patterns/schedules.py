@@ -17,6 +17,13 @@
     PriceWatch/<flight>/Stop      cancels the pending tick; no tick runs after Stop answered
     PriceWatch/<flight>/Status    (shared) {"status", "checks", "next_tick", …}
 
+    CronJob/<job>/Start           {"every_seconds"}: runs at every multiple of the period
+                                  (every_seconds 60: every minute at :00), one run per slot
+    CronJob/<job>/Tick            runs the job for its slot, then schedules the next slot
+    CronJob/<job>/Stop            cancels the pending run
+    Catch-up policy: after downtime, the run that was due runs once, late; the slots missed
+    meanwhile are skipped (no burst), and the next run is at the next slot after now.
+
 At most one tick is pending per flight: Start, Tick and Stop are exclusive handlers of one
 virtual object (Restate runs them one at a time per flight), each cancels or replaces the one
 pending tick it knows of, and a tick of an older generation does nothing if it runs anyway.
@@ -26,6 +33,7 @@ doubles none.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -152,9 +160,12 @@ async def watch_status(ctx: ObjectSharedContext) -> dict[str, Any]:
 
 
 async def _next_tick(ctx: ObjectContext, generation: int, every: float) -> None:
-    """Send the next Tick to ourselves, delayed; keep its id (Stop cancels it)."""
-    handle = ctx.object_send(tick, key=ctx.key(), arg=generation,
-                             send_delay=timedelta(seconds=every))
+    await _send_later(ctx, tick, generation, every)
+
+
+async def _send_later(ctx: ObjectContext, handler: Any, arg: Any, delay: float) -> None:
+    """Send ``handler`` of this object a call, delayed; keep its id (Stop cancels it)."""
+    handle = ctx.object_send(handler, key=ctx.key(), arg=arg, send_delay=timedelta(seconds=delay))
     ctx.set("pending", await handle.invocation_id())
 
 
@@ -170,3 +181,47 @@ async def _status(ctx: ObjectContext | ObjectSharedContext) -> dict[str, Any]:
             "watch": await ctx.get("watch", type_hint=dict),
             "checks": await ctx.get("checks", type_hint=int) or 0,
             "pending_tick": await ctx.get("pending", type_hint=str)}
+
+
+cron_job = restate.VirtualObject("CronJob")
+
+
+@cron_job.handler(name="Start", input_serde=JSON_INPUT)
+async def start_cron(ctx: ObjectContext, request: Any) -> dict[str, Any]:
+    every = seconds(fields(request, "cron job", every_seconds=(int, float))["every_seconds"],
+                    "cron job", "every_seconds", MAX_DELAY_SECONDS)
+    await _cancel_pending(ctx)  # a second Start replaces the schedule
+    generation = (await ctx.get("generation", type_hint=int) or 0) + 1
+    ctx.set("generation", generation)
+    ctx.set("every", every)
+    await _schedule_slot(ctx, generation, every)
+    return {"job": ctx.key(), "every_seconds": every, "pending": await ctx.get("pending")}
+
+
+@cron_job.handler(name="Tick")
+async def cron_tick(ctx: ObjectContext, slot: dict[str, Any]) -> None:
+    if slot["generation"] != await ctx.get("generation", type_hint=int):
+        return  # stopped or replaced
+    ctx.clear("pending")
+    # The job, once per slot: a journaled step, and a message id made of the slot.
+    await ctx.run_typed("job", mailer.notify, RunOptions(), f"ops-{ctx.key()}",
+                        f"job {ctx.key()}", f"slot {slot['at']:.0f}", f"{ctx.key()}-{slot['at']}")
+    # The next slot after *now*: the slots missed while we were down are skipped.
+    await _schedule_slot(ctx, slot["generation"], await ctx.get("every", type_hint=float) or 60)
+
+
+@cron_job.handler(name="Stop")
+async def stop_cron(ctx: ObjectContext) -> None:
+    await _cancel_pending(ctx)
+    ctx.set("generation", (await ctx.get("generation", type_hint=int) or 0) + 1)
+
+
+def next_slot(now: float, every: float) -> float:
+    """The first multiple of ``every`` seconds (since the epoch) after ``now``."""
+    return (math.floor(now / every) + 1) * every
+
+
+async def _schedule_slot(ctx: ObjectContext, generation: int, every: float) -> None:
+    now = await ctx.time()  # journaled: a replay computes the same slot
+    at = next_slot(now, every)
+    await _send_later(ctx, cron_tick, {"generation": generation, "at": at}, at - now)

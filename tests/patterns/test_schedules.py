@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from restate_tutorial import views
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.lab.admin import sql_string
+from restate_tutorial.patterns.schedules import next_slot
 from restate_tutorial.scenarios import GOOD_BOOKING
 from restate_tutorial.simulated import fares, mailer, travel
 
@@ -218,3 +220,40 @@ def test_a_malformed_watch_is_400_and_schedules_nothing(lab: Lab, body: dict[str
         lab.ingress.call("PriceWatch", "Start", body, key=watched)
     assert refused.value.status == 400, refused.value
     assert pending_ticks(lab, watched) == 0 and status(lab, watched)["status"] == "idle"
+
+
+# -- CronJob: the "cron in Restate" recipe ----------------------------------------------------
+
+def cron_runs(job: str) -> list[tuple[float, float]]:
+    """(slot, when it ran) of each run of ``job``, oldest first."""
+    return [(float(e["body"].removeprefix("slot ")), e["at"])
+            for e in mailer.ledger.entries("notify", to=f"ops-{job}")]
+
+
+def test_next_slot_is_the_next_multiple_of_the_period() -> None:
+    assert next_slot(120.0, 60) == 180.0 and next_slot(179.9, 60) == 180.0
+    assert next_slot(1_796_239_871.5, 60) == 1_796_239_920.0  # every minute, at :00
+
+
+@pytest.mark.lab_restate
+def test_a_cron_job_runs_once_per_slot_and_skips_the_slots_missed_while_restate_was_down(
+        lab: Lab) -> None:
+    job = f"report-{uuid.uuid4().hex[:6]}"
+    lab.ingress.call("CronJob", "Start", {"every_seconds": 1}, key=job)
+    wait_until(lambda: len(cron_runs(job)) >= 2, 30, "two runs")
+    down = time.time()
+    lab.server.kill()
+    time.sleep(3.5)  # the downtime itself: three slots or more go by
+    up = time.time()
+    lab.server.start()
+    wait_until(lambda: len([r for r in cron_runs(job) if r[1] > up]) >= 3, 30,
+               "three runs after the restart")
+    lab.ingress.call("CronJob", "Stop", key=job)
+    runs = cron_runs(job)
+    slots = [slot for slot, _ in runs]
+    assert slots == sorted(set(slots)) and all(slot == int(slot) for slot in slots)  # once each
+    assert all(ran >= slot for slot, ran in runs)  # never early
+    assert not [ran for _, ran in runs if down + 0.5 < ran < up]  # nothing ran while down
+    # Catch-up: of the slots that went by while it was down, one ran (late); the rest were
+    # skipped, not run in a burst after the restart.
+    assert len([slot for slot in slots if down < slot < up]) <= 1, (down, up, runs)
