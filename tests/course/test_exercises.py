@@ -23,8 +23,10 @@ from restate_tutorial.course.solutions import (
     early_updates,
     escalation,
     hotel_saga,
+    limited_watch,
     loyalty_points,
     patient_feed,
+    snooze,
     strict_feed,
     withdraw_request,
 )
@@ -43,6 +45,8 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "3.2": (exercises.check_early_updates, early_updates, "early_bird_tracker"),
     "7.1": (exercises.check_withdraw, withdraw_request, "trip_request"),
     "7.2": (exercises.check_escalation, escalation, "escalating_approval"),
+    "8.1": (exercises.check_snooze, snooze, "reminder"),
+    "8.2": (exercises.check_give_up_watch, limited_watch, "limited_watch"),
 }
 
 pytestmark = pytest.mark.usefixtures("fresh_ledgers")
@@ -224,6 +228,32 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         """        winner, value = await restate.select(
             decision=ctx.promise("escalated", type_hint=dict).value(),"""),
         "approved by the second approver"),
+    "8.1 a new reminder, the old one left pending": ("8.1", _replace(
+        "    ctx.cancel_invocation(pending)\n", ""),
+        "reminders pending"),
+    "8.1 the new reminder's id not kept": ("8.1", _replace(
+        '    return await schedule(ctx, request["seconds"])',
+        """    handle = ctx.object_send(remind, key=ctx.key(), arg=None,
+                             send_delay=timedelta(seconds=request["seconds"]))
+    return await handle.invocation_id()"""),
+        "2 reminders pending"),
+    "8.1 pending not cleared when the reminder runs": ("8.1", _replace(
+        '    ctx.clear("pending")\n', ""),
+        "after the reminder was sent"),
+    "8.2 giving up one check late": ("8.2", _replace(
+        'if checks >= watch["max_checks"]:', 'if checks > watch["max_checks"]:'),
+        "4 checks"),
+    "8.2 giving up, and checking on": ("8.2", _replace(
+        """                            "checks.", f"{ctx.key()}-gave-up")
+        return""", """                            "checks.", f"{ctx.key()}-gave-up")"""),
+        "no check after giving up"),
+    "8.2 giving up before the last check": ("8.2", _replace(
+        '    fare = await ctx.run_typed("check fare"',
+        '    if checks >= watch["max_checks"]:\n'
+        '        ctx.set("status", "gave up")\n'
+        '        return\n'
+        '    fare = await ctx.run_typed("check fare"'),
+        "2 checks"),
 }
 
 
@@ -240,3 +270,13 @@ def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str) -> None:
     assert says in f"{result.expected} {result.happened}", result
     if "Restate retried it" in result.happened:
         assert "TerminalError" in result.hint and "\n" not in result.happened, result
+
+
+def test_a_failed_check_leaves_no_chain_of_delayed_calls_running(lab: Lab) -> None:
+    """The 8.2 starter never stops checking: a check that says "not yet" also ends the chain
+    it started, so nothing keeps running in the background."""
+    exec(compile(starters()["8.2"], "starter 8.2", "exec"), {"lab": lab})  # noqa: S102
+    assert not exercises.check_give_up_watch(lab).passed
+    left = lab.admin.sql("SELECT id, status FROM sys_invocation WHERE target_service_name = "
+                         "'LimitedWatch' AND status <> 'completed'")
+    assert left == []
