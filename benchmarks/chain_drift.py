@@ -29,7 +29,7 @@ def main() -> None:
         lab.ingress.call("PriceWatch", "Stop", key="drift")
         lab.ingress.call("CronJob", "Stop", key="drift")
     ticks = [e["at"] for e in fares.ledger.entries("check")][:TICKS]
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     runs = mailer.ledger.entries("notify", to="ops-drift")
     late = [e["at"] - float(e["body"].removeprefix("slot ")) for e in runs]
     print(json.dumps({

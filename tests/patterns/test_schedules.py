@@ -191,7 +191,8 @@ def test_start_racing_stop_leaves_one_chain_or_none(lab: Lab) -> None:
 
 
 @pytest.mark.lab_restate
-def test_the_chain_survives_a_restate_crash_with_no_tick_lost_or_doubled_and_restarts_as_one(lab: Lab) -> None:
+def test_the_chain_survives_a_restate_crash_and_a_start_after_it_leaves_one_chain(
+        lab: Lab) -> None:
     watched = flight()
     start(lab, watched)
     wait_until(lambda: checks(watched) >= 2, 30, "two checks")
