@@ -94,16 +94,17 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-# Every code cell but the last one (it stops the lab) shows an execution count.
-ALL_BUT_LAST_RAN = """() => {
-    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-        .map(e => e.textContent.trim());
-    const failed = document.querySelector('.jp-OutputArea-output[data-mime-type$="error"]');
-    return !prompts.includes('[*]:') &&
-        (failed !== null || prompts.slice(0, -1).every(t => /^\\[\\d+\\]:$/.test(t)));
-}"""
 ERRORS = (".jp-OutputArea-output[data-mime-type$='error'],"
           " .jp-OutputArea-output[data-mime-type$='stderr']")
+# Every code cell but the last one (it stops the lab) shows an execution count — or the run
+# stopped at an error (JupyterLab renders a traceback as stderr: both selectors count).
+ALL_BUT_LAST_RAN = f"""() => {{
+    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+        .map(e => e.textContent.trim());
+    const failed = document.querySelector("{ERRORS}");
+    return !prompts.includes('[*]:') &&
+        (failed !== null || prompts.slice(0, -1).every(t => /^\\[\\d+\\]:$/.test(t)));
+}}"""
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
