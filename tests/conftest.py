@@ -15,7 +15,7 @@ os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
 from restate_tutorial.lab import Lab  # noqa: E402
 from restate_tutorial.scenarios import SERVICES  # noqa: E402
-from restate_tutorial.simulated import bank, social, travel  # noqa: E402
+from restate_tutorial.simulated import bank, fares, mailer, social, travel  # noqa: E402
 
 from .services import inbox  # noqa: E402
 
@@ -41,13 +41,11 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fresh_ledgers() -> Iterator[None]:
     """Empty ledgers and no scripted failures in the simulated systems, before and after."""
-    travel.reset()
-    social.reset()
-    bank.reset()
+    for simulated in (travel, social, bank, fares, mailer):
+        simulated.reset()
     yield
-    travel.reset()
-    social.reset()
-    bank.reset()
+    for simulated in (travel, social, bank, fares, mailer):
+        simulated.reset()
 
 
 # The runs that take longest start first, so that `make test`'s workers (pytest-xdist) finish

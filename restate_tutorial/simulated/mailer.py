@@ -34,3 +34,7 @@ def inbox(to: str) -> list[dict[str, str]]:
     """The messages ``to`` received (repeats once), oldest first."""
     return [{"subject": e["subject"], "body": e["body"]}
             for e in ledger.entries("notify", to=to)]
+
+
+def reset() -> None:
+    ledger.clear()
