@@ -11,7 +11,7 @@ SEED = 2028  # its plan fires every kind of fault within the first 20 s
 
 def test_a_short_chaos_soak_keeps_every_promise_and_the_checker_bites() -> None:
     with Soak(SEED) as soak:
-        soak.run(35)
+        soak.run(24)
         report = soak.check()
         print(report)
         assert set(report.faults) == set(FAULTS), report.faults
