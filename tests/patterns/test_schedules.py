@@ -186,12 +186,13 @@ def test_start_racing_stop_leaves_one_chain_or_none(lab: Lab) -> None:
 
 
 @pytest.mark.lab_restate
-def test_the_chain_survives_a_restate_crash_and_a_start_after_it_leaves_one_chain(
-        lab: Lab) -> None:
+@pytest.mark.parametrize("crashed", ["restate-server", "service host"])
+def test_the_chain_survives_a_crash_and_a_start_after_it_leaves_one_chain(
+        lab: Lab, crashed: str) -> None:
     watched = flight()
     start(lab, watched)
     wait_until(lambda: checks(watched) >= 2, 30, "two checks")
-    lab.server.restart()
+    (lab.server if crashed == "restate-server" else lab.host).restart()
     before = checks(watched)
     wait_until(lambda: checks(watched) >= before + 3, 30, "three checks after the crash")
     ids = [e["request_id"] for e in fares.ledger.entries("check", flight=watched)]
@@ -204,18 +205,6 @@ def test_the_chain_survives_a_restate_crash_and_a_start_after_it_leaves_one_chai
     assert pending_ticks(lab, watched) <= 1
     lab.ingress.call("PriceWatch", "Stop", key=watched)
     settled_ticks(lab, watched, 0)
-
-
-def test_the_chain_survives_a_service_host_crash(lab: Lab) -> None:
-    watched = flight()
-    start(lab, watched)
-    wait_until(lambda: checks(watched) >= 2, 30, "two checks")
-    lab.host.restart()
-    before = checks(watched)
-    wait_until(lambda: checks(watched) >= before + 3, 30, "three checks after the crash")
-    ids = [e["request_id"] for e in fares.ledger.entries("check", flight=watched)]
-    assert ids == [f"{watched}-1-{n}" for n in range(1, len(ids) + 1)]
-    lab.ingress.call("PriceWatch", "Stop", key=watched)
 
 
 @pytest.mark.parametrize("body", [
