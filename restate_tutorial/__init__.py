@@ -5,11 +5,13 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
 ``patterns/``   the Restate services the notebooks teach, one module per pattern: ``basics``,
                 ``sagas`` (+ ``fast_booking``), ``event_transactions``, ``event_enrichment``,
                 ``approvals`` (a workflow that waits for a person), ``secure_booking``
-                (a saga step that waits for another system's callback),
-                ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they
-                share (journaled keys, input checked at the edge).
+                (a saga step that waits for another system's callback), ``schedules``
+                (delayed calls, a recurring chain, cron), ``versions`` (code changed in
+                flight); ``keys`` and ``payloads`` are what they share (journaled keys, input
+                checked at the edge).
 ``simulated/``  the downstream systems the patterns call (flights, payments, social media,
-                moderation, mailer, airline, bank) — not Restate; each keeps a ledger to assert on.
+                moderation, mailer, airline, bank, fares) — not Restate; each keeps a ledger
+                to assert on.
 ``lab/``        the runtime: a real restate-server (or cluster), a Kafka broker and the service
                 host, driven from Python (``Lab``, ``AdminClient``, ``IngressClient``).
 ``views``       what Restate recorded, drawn: journals, state, invocations, timelines.
@@ -17,5 +19,5 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
 ``scenarios``   the original example's data: services, subscriptions, booking, posts.
 ``course/``     the notebooks' exercises (checks), their solutions and notebook helpers.
 Tools: ``testing`` (the pytest plugin), ``soak`` (the chaos soak) and ``__main__`` (the CLI:
-``python -m restate_tutorial up | demo | soak``); nothing imports the CLI.
+``python -m restate_tutorial up | demo | soak | skip-record``); nothing imports the CLI.
 """
