@@ -75,7 +75,8 @@ def test_waiting_view_names_the_promise_the_timer_and_the_call_each_invocation_w
         [due] = views.sleeps(lab.admin, approval)  # in two days: the view says which day
         assert waits[approval].startswith(f"promise 'decision'; timer at {due:%Y-%m-%d} ")
         assert waits[approval].endswith("(in 172800 s)")
-        assert re.fullmatch(r"timer at \d\d:\d\d:\d\d\.\d{3} \(in (29|30) s\)", waits[greeting])
+        timer = re.fullmatch(r"timer at \d\d:\d\d:\d\d\.\d{3} \(in (\d+) s\)", waits[greeting])
+        assert timer is not None and 0 < int(timer[1]) <= 30, waits[greeting]
         assert [r["id"] for r in views.waiting(lab.admin, service="Greeter")] == [greeting]
     finally:
         lab.admin.kill(approval)

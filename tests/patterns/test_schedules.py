@@ -35,10 +35,6 @@ def reminders(trip: str) -> list[dict[str, str]]:
 def test_a_booked_trip_is_reminded_once_after_the_delay(lab: Lab) -> None:
     trip, booked = book(lab, 1)
     reminder = booked["reminder"]
-    due = [row for row in views.scheduled(lab.admin, "TripReminders")
-           if row["id"] == reminder["invocation_id"]]
-    assert due and due[0]["target"] == f"TripReminders/{trip}/Remind"
-    assert reminders(trip) == []  # not yet: it is due in a second
     lab.admin.wait_until_ended(reminder["invocation_id"])
     assert reminders(trip) == [{"subject": f"Check in for trip {trip}",
                                 "body": "Check-in is open."}]
@@ -70,9 +66,10 @@ def test_a_trip_booked_twice_is_409_and_keeps_one_reminder(lab: Lab) -> None:
         lab.ingress.call("TripReminders", "Book", {**GOOD_BOOKING, "remind_in_seconds": 1},
                          key=trip)
     assert again.value.status == 409
-    assert [r["id"] for r in views.scheduled(lab.admin, "TripReminders")
-            if r["target"] == f"TripReminders/{trip}/Remind"] == [booked["reminder"][
-                "invocation_id"]]
+    due = [r for r in views.scheduled(lab.admin, "TripReminders")
+           if r["target"] == f"TripReminders/{trip}/Remind"]
+    assert [r["id"] for r in due] == [booked["reminder"]["invocation_id"]]
+    assert 590 < float(due[0]["in"].removesuffix(" s")) <= 600  # due in ten minutes
     lab.ingress.call("TripReminders", "Cancel", key=trip)
 
 
@@ -252,7 +249,7 @@ def test_a_cron_job_runs_once_per_slot_and_skips_the_slots_missed_while_restate_
     slots = [slot for slot, _ in runs]
     assert slots == sorted(set(slots)) and all(slot == int(slot) for slot in slots)  # once each
     assert all(ran >= slot for slot, ran in runs)  # never early
-    assert not [ran for _, ran in runs if down + 0.5 < ran < up]  # nothing ran while down
+    assert not [ran for _, ran in runs if down + 1 < ran < up]  # nothing ran while down
     # Catch-up: of the slots that went by while it was down, one ran (late); the rest were
     # skipped, not run in a burst after the restart.
     assert len([slot for slot in slots if down < slot < up]) <= 1, (down, up, runs)
