@@ -8,9 +8,9 @@ TOOLS := .tools
 VENV_STAMP := $(VENV)/.installed
 TS_CLIENT_VERSION := 1.17.2
 # Test workers (pytest-xdist), each with its own lab on free ports; most tests wait on timers
-# and on Restate, so four share two cores well (a fresh clone here: 6 min 33 s with three
-# workers, 5 min 27 s with four).
-TEST_WORKERS ?= 4
+# and on Restate, so five share two cores well (fresh clones here with notebooks 00–08, 498
+# tests: 6 min 12 s and 6 min 43 s with four workers, 5 min 57 s with five).
+TEST_WORKERS ?= 5
 TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl-clients-$(TS_CLIENT_VERSION)
 
 .PHONY: setup browser lab test up demo bench chaos lint clean
