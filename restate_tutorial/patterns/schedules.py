@@ -56,8 +56,8 @@ async def book_with_reminder(ctx: ObjectContext, request: Any) -> dict[str, Any]
     parse_booking(request)  # a malformed booking is refused before anything happens
     delay = seconds(request.get("remind_in_seconds"), "booking", "remind_in_seconds",
                     MAX_DELAY_SECONDS)
-    if await ctx.get("status", type_hint=str) is not None:
-        raise TerminalError(f"trip {ctx.key()} is booked already", 409)
+    if (status := await ctx.get("status", type_hint=str)) is not None:
+        raise TerminalError(f"trip {ctx.key()} was booked already (it is {status})", 409)
     booking = {k: v for k, v in request.items() if k != "remind_in_seconds"}
     trip = await ctx.workflow_call(book, key=ctx.key(), arg=booking)
     ctx.set("trip", trip)
@@ -119,7 +119,7 @@ async def start(ctx: ObjectContext, request: Any) -> dict[str, Any]:
     ctx.set("watch", watch)
     ctx.set("status", "watching")
     ctx.set("checks", 0)
-    await _next_tick(ctx, generation, watch["every_seconds"])
+    await _send_later(ctx, tick, generation, watch["every_seconds"])  # the first tick
     return await _status(ctx)
 
 
@@ -142,7 +142,7 @@ async def tick(ctx: ObjectContext, generation: int) -> None:
                             f"price-{ctx.key()}-{generation}")
         ctx.set("status", "alerted")
         return
-    await _next_tick(ctx, generation, watch["every_seconds"])
+    await _send_later(ctx, tick, generation, watch["every_seconds"])  # the next tick
 
 
 @price_watch.handler(name="Stop")
@@ -157,10 +157,6 @@ async def stop(ctx: ObjectContext) -> dict[str, Any]:
 @price_watch.handler(name="Status", kind="shared")
 async def watch_status(ctx: ObjectSharedContext) -> dict[str, Any]:
     return await _status(ctx)
-
-
-async def _next_tick(ctx: ObjectContext, generation: int, every: float) -> None:
-    await _send_later(ctx, tick, generation, every)
 
 
 async def _send_later(ctx: ObjectContext, handler: Any, arg: Any, delay: float) -> None:
