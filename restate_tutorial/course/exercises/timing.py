@@ -24,25 +24,26 @@ def _eventually(condition: Callable[[], bool], within: float = WITHIN) -> bool:
     return True
 
 
-def _unfinished(lab: Lab, service: str, key: str, handler: str) -> int:
+def _unfinished_ids(lab: Lab, service: str, key: str, handler: str) -> list[str]:
     """Calls of ``handler`` for ``key`` that have not ended (scheduled ones included)."""
-    return lab.admin.sql(
-        f"SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = "
-        f"{sql_string(service)} AND target_service_key = {sql_string(key)} AND "
-        f"target_handler_name = {sql_string(handler)} AND status <> 'completed'")[0]["n"]
+    return [row["id"] for row in lab.admin.sql(
+        f"SELECT id FROM sys_invocation WHERE target_service_name = {sql_string(service)} "
+        f"AND target_service_key = {sql_string(key)} AND target_handler_name = "
+        f"{sql_string(handler)} AND status <> 'completed'")]
+
+
+def _unfinished(lab: Lab, service: str, key: str, handler: str) -> int:
+    return len(_unfinished_ids(lab, service, key, handler))
 
 
 def _kill_unfinished(lab: Lab, service: str, key: str, handler: str) -> None:
     """Kill what a wrong answer left scheduled (a chain may schedule one more as it dies)."""
     for _ in range(20):
-        rows = lab.admin.sql(
-            f"SELECT id FROM sys_invocation WHERE target_service_name = {sql_string(service)} "
-            f"AND target_service_key = {sql_string(key)} AND target_handler_name = "
-            f"{sql_string(handler)} AND status <> 'completed'")
-        if not rows:
+        ids = _unfinished_ids(lab, service, key, handler)
+        if not ids:
             return
-        for row in rows:
-            lab.admin.kill(row["id"])
+        for invocation in ids:
+            lab.admin.kill(invocation)
         time.sleep(0.2)
 
 
@@ -82,10 +83,7 @@ def _snooze_twice(lab: Lab, who: str) -> None:
     expect(left and len(mailer.inbox(who)) == 1, "exactly one reminder, and none left pending",
            f"{len(mailer.inbox(who))} sent, {_unfinished(lab, 'Reminder', who, 'Remind')} "
            "pending", "cancel the pending reminder when snoozing")
-    try:
-        late = lab.ingress.call("Reminder", "Snooze", {"seconds": 3}, key=who)
-    except IngressError as error:
-        late = error
+    late = lab.ingress.outcome(lab.ingress.send("Reminder", "Snooze", {"seconds": 3}, key=who))
     expect(isinstance(late, IngressError) and late.status == 404,
            "a snooze after the reminder was sent to be refused with HTTP 404",
            f"Snooze answered {late}", "clear \"pending\" when the reminder runs, as Remind does")

@@ -55,10 +55,8 @@ def check_withdraw(lab: Lab) -> None:
     expect(travel.flights.ledger.count("reserve") == reserved, "nothing reserved",
            f"the flight API saw {travel.flights.ledger.count('reserve') - reserved} reservation(s)",
            "end Run before the booking when the request was withdrawn")
-    try:
-        late = lab.ingress.call("TripRequest", "Decide", {"approved": True, "by": "Ada"}, key=trip)
-    except IngressError as error:
-        late = error
+    late = lab.ingress.outcome(lab.ingress.send("TripRequest", "Decide",
+                                                {"approved": True, "by": "Ada"}, key=trip))
     expect(isinstance(late, IngressError) and late.status == 409,
            "a decision after the withdrawal to be refused with HTTP 409",
            f"Decide answered {late}", "leave Decide as it was: it answers 409 when the promise "
@@ -69,10 +67,8 @@ def check_withdraw(lab: Lab) -> None:
 def _withdraw_after_approval(lab: Lab, trip: str) -> None:
     invocation = _start(lab, "TripRequest", GOOD_BOOKING, trip)
     answer(lab, "TripRequest", "Decide", {"approved": True, "by": "Ada"}, key=trip)
-    try:
-        late = lab.ingress.call("TripRequest", "Withdraw", {"reason": "too late"}, key=trip)
-    except IngressError as error:
-        late = error
+    late = lab.ingress.outcome(lab.ingress.send("TripRequest", "Withdraw", {"reason": "too late"},
+                                                key=trip))
     expect(isinstance(late, IngressError) and late.status == 409,
            "a withdrawal after the approval to be refused with HTTP 409",
            f"Withdraw answered {late}", "complete the promise in Withdraw (resolve it): a "
