@@ -12,6 +12,7 @@ from .patterns import (
     basics,
     event_enrichment,
     event_transactions,
+    fan_out,
     sagas,
     schedules,
     secure_booking,
@@ -24,7 +25,8 @@ SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_r
                         event_enrichment.package_tracker, basics.key_demo,
                         approvals.trip_approval, secure_booking.secure_booking,
                         schedules.trip_reminders, schedules.price_watch,
-                        schedules.cron_job]
+                        schedules.cron_job, fan_out.fare_search, fan_out.airlines,
+                        fan_out.airline_permits, fan_out.rate_limiter, fan_out.paced_mailer]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("social-media-posts", "UserFeed", "ProcessPost"),

@@ -15,7 +15,7 @@ os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
 from restate_tutorial.lab import Lab  # noqa: E402
 from restate_tutorial.scenarios import SERVICES  # noqa: E402
-from restate_tutorial.simulated import bank, fares, mailer, social, travel  # noqa: E402
+from restate_tutorial.simulated import bank, fares, mailer, quotes, social, travel  # noqa: E402
 
 from .services import inbox  # noqa: E402
 
@@ -41,10 +41,10 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fresh_ledgers() -> Iterator[None]:
     """Empty ledgers and no scripted failures in the simulated systems, before and after."""
-    for simulated in (travel, social, bank, fares, mailer):
+    for simulated in (travel, social, bank, fares, mailer, quotes):
         simulated.reset()
     yield
-    for simulated in (travel, social, bank, fares, mailer):
+    for simulated in (travel, social, bank, fares, mailer, quotes):
         simulated.reset()
 
 
