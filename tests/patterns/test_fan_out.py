@@ -1,0 +1,198 @@
+"""Many at once: FareSearch fans out to five airlines and fans in by a deadline; AirlinePermits
+keeps each airline at its limit across concurrent searches, crashes and cancellations; the
+token bucket spaces messages — all on the quote API's and the mailer's ledgers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from restate_tutorial.lab import IngressError, Lab, wait_until
+from restate_tutorial.lab.admin import sql_string
+from restate_tutorial.patterns.fan_out import MAILS_PER_SECOND
+from restate_tutorial.simulated import mailer, quotes
+from restate_tutorial.views import parse_time
+
+pytestmark = pytest.mark.usefixtures("fresh_ledgers")
+ROUTE = "AMS-LIS"
+
+
+def search(lab: Lab, deadline: float = 30, handler: str = "Search", **options: Any) -> Any:
+    return lab.ingress.call("FareSearch", handler,
+                            {"route": ROUTE, "deadline_seconds": deadline}, **options)
+
+
+def quotes_of(lab: Lab, search_id: str) -> list[dict[str, Any]]:
+    """The Airlines/Quote invocations one search made."""
+    return lab.admin.sql("SELECT id, status, running_at, completed_at, completion_result,"
+                         " completion_failure FROM sys_invocation"
+                         f" WHERE invoked_by_id = {sql_string(search_id)}"
+                         " AND target_service_name = 'Airlines'")
+
+
+def searches_in_flight(lab: Lab, count: int, **body: Any) -> list[str]:
+    """Start ``count`` searches at once (sent: their ids survive a crash of the ingress)."""
+    return [lab.ingress.send("FareSearch", "Search", {"route": ROUTE, **body})
+            for _ in range(count)]
+
+
+def permits_free(lab: Lab) -> bool:
+    return all(lab.ingress.get("AirlinePermits", "Status", key=airline)
+               == {"limit": quotes.CAPACITY, "holders": [], "queue": []}
+               for airline in quotes.AIRLINES)
+
+
+def test_every_airline_is_asked_at_once_and_the_best_fare_wins(lab: Lab) -> None:
+    search_id = lab.ingress.send("FareSearch", "Search", {"route": ROUTE})
+    found = lab.ingress.attach(search_id)
+    assert found["best"] == {"airline": "TP", "fare": 190}
+    assert [f["fare"] for f in found["fares"]] == sorted(quotes.BASE_FARES.values())
+    assert (found["partial"], found["late"], found["failed"]) == (False, [], [])
+    assert quotes.ledger.count("quote") == 5
+    # Overlapping: every quote started before the first one ended.
+    calls = quotes_of(lab, search_id)
+    assert len(calls) == 5
+    assert max(parse_time(c["running_at"]) for c in calls) \
+        < min(parse_time(c["completed_at"]) for c in calls)
+
+
+def test_the_deadline_answers_what_arrived_and_cancels_the_rest(lab: Lab) -> None:
+    quotes.script("TP", latency=30)
+    started = time.monotonic()
+    search_id = lab.ingress.send("FareSearch", "Search", {"route": ROUTE, "deadline_seconds": 1})
+    found = lab.ingress.attach(search_id)
+    assert time.monotonic() - started < 20  # not TP's 30 s
+    assert found["partial"] and found["late"] == ["TP"]
+    assert found["best"] == {"airline": "IB", "fare": 205} and len(found["fares"]) == 4
+    wait_until(lambda: any(c.get("completion_failure") == "[409] cancelled"
+                           for c in quotes_of(lab, search_id)), 30, "TP's quote cancelled")
+    wait_until(lambda: permits_free(lab), 30, "TP's permit back")
+    assert quotes.ledger.count("quote", airline="TP") == 0
+
+
+def test_an_airline_failing_for_good_does_not_fail_the_search(lab: Lab) -> None:
+    quotes.script("IB", flies=False)
+    found = search(lab)
+    assert found["failed"] == [{"airline": "IB", "error": f"IB does not fly {ROUTE}"}]
+    assert not found["partial"] and len(found["fares"]) == 4
+    assert quotes.ledger.count("no such route", airline="IB") == 1  # not retried
+
+
+def test_the_same_idempotency_key_twice_asks_the_airlines_once(lab: Lab) -> None:
+    key = f"search-{uuid.uuid4().hex[:8]}"
+    assert search(lab, idempotency_key=key) == search(lab, idempotency_key=key)
+    assert quotes.ledger.count("quote") == 5
+
+
+@pytest.mark.lab_restate
+def test_restate_crashing_mid_fan_out_repeats_no_completed_call(lab: Lab) -> None:
+    quotes.script("TP", latency=3)
+    search_id = lab.ingress.send("FareSearch", "Search", {"route": ROUTE})
+    wait_until(lambda: quotes.ledger.count("quote") == 4, 30, "four airlines to answer")
+    lab.server.restart()
+    found = lab.ingress.attach(search_id)
+    assert len(found["fares"]) == 5 and not found["partial"]
+    for airline in quotes.AIRLINES:  # TP may be asked again with its request id: one quote
+        assert quotes.ledger.count("quote", airline=airline) == 1, airline
+    assert quotes.ledger.count("quote (repeated)", airline="KL") == 0
+
+
+def test_the_service_host_crashing_mid_fan_out_repeats_no_completed_call(lab: Lab) -> None:
+    quotes.script("TP", latency=3)
+    search_id = lab.ingress.send("FareSearch", "Search", {"route": ROUTE})
+    wait_until(lambda: quotes.ledger.count("quote") == 4, 30, "four airlines to answer")
+    lab.host.restart()
+    assert len(lab.ingress.attach(search_id)["fares"]) == 5
+    assert all(quotes.ledger.count("quote", airline=a) == 1 for a in quotes.AIRLINES)
+    wait_until(lambda: permits_free(lab), 30, "every permit back")
+
+
+def test_without_permits_many_searches_overload_the_airlines(lab: Lab) -> None:
+    for airline in quotes.AIRLINES:
+        quotes.script(airline, latency=0.2)
+    threads = [threading.Thread(target=search, args=(lab, 60, "SearchUnlimited"))
+               for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(quotes.peaks().values()) > quotes.CAPACITY
+    assert quotes.ledger.count("429") > 0 and quotes.ledger.count("quote") == 50
+
+
+@pytest.mark.lab_restate
+def test_permits_hold_the_limit_for_50_searches_through_a_restate_crash(lab: Lab) -> None:
+    for airline in quotes.AIRLINES:
+        quotes.script(airline, latency=0.05)
+    ids = searches_in_flight(lab, 50, deadline_seconds=120)
+    wait_until(lambda: quotes.ledger.count("quote") >= 50, 60, "a fifth of the quotes")
+    lab.server.restart()
+    results = [lab.ingress.attach(search_id, timeout=120) for search_id in ids]
+    assert all(len(r["fares"]) == 5 and not r["partial"] for r in results)
+    assert quotes.peaks() == {airline: quotes.CAPACITY for airline in quotes.AIRLINES}
+    assert quotes.ledger.count("429") == 0
+    assert quotes.ledger.count("quote") == 250
+    wait_until(lambda: permits_free(lab), 30, "every permit back")
+
+
+def test_a_cancelled_search_leaks_no_permit_waiting_or_holding(lab: Lab) -> None:
+    quotes.script("TP", latency=30)
+    ids = searches_in_flight(lab, 4)  # two hold TP's permits, two wait in its queue
+    wait_until(lambda: len(lab.ingress.get("AirlinePermits", "Status", key="TP")["queue"]) == 2,
+               30, "two TP quotes queued")
+    for search_id in ids:
+        lab.admin.cancel(search_id)
+    assert all(lab.ingress.outcome(search_id).status == 409 for search_id in ids)
+    wait_until(lambda: permits_free(lab), 30, "every permit back")
+    quotes.script("TP", latency=0.1)
+    assert len(search(lab, deadline=20)["fares"]) == 5  # TP is not blocked by a lost permit
+
+
+def test_messages_are_paced_by_the_token_bucket(lab: Lab) -> None:
+    to = f"reader-{uuid.uuid4().hex[:8]}"
+    started = time.time()
+    ids = [lab.ingress.send("PacedMailer", "Send", {"to": to, "subject": str(i), "body": "…"})
+           for i in range(5)]
+    lab.admin.wait_until_ended(*ids)
+    sent = sorted(e["at"] for e in mailer.ledger.entries("notify", to=to))
+    assert len(sent) == 5
+    for number, moment in enumerate(sent):  # never ahead of the bucket: one token per 0.5 s
+        assert moment >= started + number / MAILS_PER_SECOND - 0.01
+
+
+@pytest.mark.parametrize(("body", "complaint"), [
+    ({}, "'route'"),
+    ({"route": "ams-lis"}, "two airport codes"),
+    ({"route": "ＡＭＳ-LIS"}, "two airport codes"),
+    ({"route": "AMS-LIS\n"}, "two airport codes"),
+    ({"route": "AMS-LIS", "deadline_seconds": 0}, "deadline_seconds"),
+    ({"route": "AMS-LIS", "deadline_seconds": "5"}, "deadline_seconds"),
+    ({"route": "AMS-LIS", "deadline_seconds": True}, "deadline_seconds"),
+    ({"route": "AMS-LIS", "deadline_seconds": 10**400}, "more than 30 digits"),
+    ({"route": "AMS-LIS", "deadline_seconds": 1e9}, "at most 300"),
+    ('{"route": "AMS-LIS", "deadline_seconds": NaN}', "not a finite number"),
+    ({"route": "AMS-LIS" * 1000}, "more than the limit"),
+])
+def test_a_malformed_search_is_400_and_asks_no_airline(lab: Lab, body: Any,
+                                                        complaint: str) -> None:
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("FareSearch", "Search", body)
+    assert refused.value.status == 400 and complaint in refused.value.message
+    assert quotes.ledger.count() == 0
+
+
+@pytest.mark.parametrize(("service", "handler", "body", "complaint"), [
+    ("Airlines", "Quote", {"airline": "XX", "route": ROUTE}, "no airline 'XX'"),
+    ("RateLimiter", "Take", {"per_second": 0}, "per_second"),
+    ("RateLimiter", "Take", {"per_second": 2, "burst": True}, "burst"),
+    ("PacedMailer", "Send", {"to": "ada"}, "'subject'"),
+])
+def test_the_building_blocks_refuse_malformed_input(lab: Lab, service: str, handler: str,
+                                                    body: Any, complaint: str) -> None:
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call(service, handler, body, key="k" if service == "RateLimiter" else None)
+    assert refused.value.status == 400 and complaint in refused.value.message
