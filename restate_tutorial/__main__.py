@@ -18,8 +18,15 @@ from . import soak, views
 from .lab import AdminClient, IngressError, KafkaBroker, Lab, LabError, LabPorts, wait_until
 from .lab.stalls import skip_record
 from .logbook import OneLineRetries
-from .scenarios import GOOD_BOOKING, SEED_BOOKING, SEED_POSTS, SERVICES, SUBSCRIPTIONS
-from .simulated import bank, fares, mailer, social
+from .scenarios import (
+    GOOD_BOOKING,
+    SEED_BOOKING,
+    SEED_POSTS,
+    SERVICES,
+    SUBSCRIPTIONS,
+    searches_at_once,
+)
+from .simulated import bank, fares, mailer, quotes, social
 
 
 def _log_to_terminal() -> None:
@@ -164,9 +171,23 @@ def demo_time(lab: Lab) -> None:
     print("alert:", mailer.inbox("Ada"))
 
 
+def demo_fanout(lab: Lab) -> None:
+    """A fare search asking five airlines at once; one too slow for the deadline; then ten
+    searches at once, without and with a limit per airline."""
+    print("search:", lab.ingress.call("FareSearch", "Search", {"route": "AMS-LIS"}))
+    quotes.script("TP", latency=5)
+    print("TP slow, deadline 1 s:", lab.ingress.call("FareSearch", "Search",
+                                                     {"route": "AMS-LIS", "deadline_seconds": 1}))
+    print("ten searches at once without a limit (each ERROR line: a 429, retried by Restate):")
+    print(searches_at_once(lab, 10, "SearchUnlimited"))
+    print("ten searches at once, at most 2 quotes per airline (AirlinePermits):")
+    print(searches_at_once(lab, 10, "Search"))
+
+
 DEMOS: dict[str, Callable[[Lab], None]] = {
     "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
-    "enrichment": demo_enrichment, "approvals": demo_approvals, "time": demo_time}
+    "enrichment": demo_enrichment, "approvals": demo_approvals, "time": demo_time,
+    "fanout": demo_fanout}
 
 
 def demo(names: list[str]) -> None:

@@ -1,11 +1,14 @@
 """The original example's data, in one place: its services, subscriptions, booking and posts.
 
-``make up`` serves and subscribes these; the demos, tests and benchmarks use the same values.
+``make up`` serves and subscribes these; the demos, tests and benchmarks use the same values
+(and the same runs, like :func:`searches_at_once`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 from .patterns import (
     approvals,
@@ -17,7 +20,10 @@ from .patterns import (
     schedules,
     secure_booking,
 )
-from .simulated import travel
+from .simulated import quotes, travel
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 #: Every tutorial service, served by `up`.
 SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_rentals,
@@ -57,3 +63,23 @@ SEED_POSTS = [
     ("userid2", {"content": "Hi! This is my first post!", "metadata": "public"}),
     ("userid1", {"content": "Hi! This is my second post!", "metadata": "public"}),
 ]
+
+
+def searches_at_once(lab: Lab, count: int, handler: str = "Search",
+                     route: str = "AMS-LIS") -> dict[str, Any]:
+    """``count`` fare searches started together (``FareSearch/<handler>``, one thread each):
+    how long they took, and what the airlines went through (from the quote API's ledger)."""
+    quotes.reset()
+    answers: list[Any] = []
+    started = time.monotonic()
+    threads = [threading.Thread(target=lambda: answers.append(lab.ingress.call(
+        "FareSearch", handler, {"route": route, "deadline_seconds": 120})))
+        for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"handler": handler, "searches": count, "answered": len(answers),
+            "seconds": round(time.monotonic() - started, 1),
+            "most at once (an airline)": max(quotes.peaks().values()),
+            "refused (429)": quotes.ledger.count("429"), "quotes": quotes.ledger.count("quote")}

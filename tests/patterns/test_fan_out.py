@@ -10,10 +10,11 @@ import uuid
 from typing import Any
 
 import pytest
+import restate
 
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.lab.admin import sql_string
-from restate_tutorial.patterns.fan_out import MAILS_PER_SECOND
+from restate_tutorial.patterns.fan_out import MAILS_PER_SECOND, airlines, quote_unlimited
 from restate_tutorial.simulated import mailer, quotes
 from restate_tutorial.views import parse_time
 
@@ -137,6 +138,37 @@ def test_permits_hold_the_limit_for_50_searches_through_a_restate_crash(lab: Lab
     assert quotes.ledger.count("429") == 0
     assert quotes.ledger.count("quote") == 250
     wait_until(lambda: permits_free(lab), 30, "every permit back")
+
+
+# Restate's own flow control (preview): calls in a scope, limited per limit key by a rule.
+scoped_search = restate.Service("ScopedFareSearch")
+FLOW_CONTROL = {"RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true",
+                "RESTATE_EXPERIMENTAL_ENABLE_VQUEUES": "true"}
+
+
+@scoped_search.handler(name="Search")
+async def scoped_quotes(ctx: restate.Context, count: int) -> int:
+    calls = [ctx.scope("airlines").service_call(quote_unlimited, limit_key="KL",
+                                                arg={"airline": "KL", "route": ROUTE})
+             for _ in range(count)]
+    await restate.gather(*calls)
+    return len([await call for call in calls])
+
+
+@pytest.mark.lab_restate
+def test_restates_own_flow_control_holds_the_limit_behind_experimental_flags() -> None:
+    """What restate-server 1.7.12 does with ``ctx.scope``/``limit_key``: with both experimental
+    flags (set on a new cluster) and the rule ``airlines/KL`` at concurrency 2, 50 calls from
+    five invocations reach KL at most two at a time, through a SIGKILL."""
+    quotes.script("KL", latency=0.05)
+    with Lab([scoped_search, airlines], server_settings=FLOW_CONTROL) as own:
+        own.cli("rules", "set", "airlines/KL", "--concurrency", str(quotes.CAPACITY), "--yes")
+        ids = [own.ingress.send("ScopedFareSearch", "Search", 10) for _ in range(5)]
+        wait_until(lambda: quotes.ledger.count("quote") >= 10, 60, "ten quotes")
+        own.server.restart()
+        assert [own.ingress.attach(search_id, timeout=60) for search_id in ids] == [10] * 5
+    assert quotes.peak("KL") == quotes.CAPACITY and quotes.ledger.count("429") == 0
+    assert quotes.ledger.count("quote") == 50
 
 
 def test_a_cancelled_search_leaks_no_permit_waiting_or_holding(lab: Lab) -> None:

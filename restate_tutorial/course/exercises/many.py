@@ -1,0 +1,110 @@
+"""Checks for the exercises of notebook 09 (many at once)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from ...lab import Lab, LabError, wait_until
+from ...lab.admin import sql_string
+from ...simulated import quotes
+from ...views import parse_time
+from .checking import check, expect, settle
+
+ROUTE = "AMS-LIS"
+#: 9.1: the airlines' latencies: KL, IB and TP answer first (in that order), LH and BA late.
+LATENCIES = {"KL": 0.2, "IB": 0.7, "TP": 1.2, "LH": 8.0, "BA": 8.0}
+FIRST_THREE = ["KL", "IB", "TP"]
+#: 9.1: how long the check waits for the answer (LH and BA take 8 s).
+QUICK_WITHIN = 4.0
+#: 9.2: one search per user every this many seconds.
+SEARCH_EVERY = 2.0
+
+
+def _quotes_started(lab: Lab, search: str) -> list[dict[str, Any]]:
+    """The quote calls a search made: when each was created, and whether it has ended."""
+    return lab.admin.sql("SELECT target_handler_name, created_at, status, completion_failure"
+                         f" FROM sys_invocation WHERE invoked_by_id = {sql_string(search)}"
+                         " AND target_service_name = 'Airlines'")
+
+
+@check("Exercise 9.1 · the first three answers")
+def check_first_three(lab: Lab) -> None:
+    for airline, latency in LATENCIES.items():
+        quotes.script(airline, latency=latency)
+    try:
+        _first_three(lab)
+    finally:
+        for airline in LATENCIES:
+            quotes.script(airline)
+
+
+def _first_three(lab: Lab) -> None:
+    search = lab.ingress.send("QuickSearch", "Search", {"route": ROUTE})
+    found = settle(lab, search, "QuickSearch/Search", within=QUICK_WITHIN,
+                   stuck_hint="LH and BA take 8 s: stop waiting once three airlines have "
+                   "answered — `async for done in restate.as_completed(*calls.values())`, "
+                   "and break at the third")
+    answered = found.get("answered") if isinstance(found, dict) else None
+    expect(answered == FIRST_THREE,
+           f"\"answered\": the first three to answer, in that order: {FIRST_THREE}",
+           f"the answer was {found}",
+           "take the answers in the order they arrive (restate.as_completed), not in the "
+           "order of the calls, and stop at the third")
+    expect(found.get("best") == {"airline": "TP", "fare": quotes.BASE_FARES["TP"]},
+           "\"best\": the cheapest of those three (TP, 190)", f"the answer was {found}",
+           "keep each answer's fare and return the one with the lowest \"fare\"")
+
+    def slow_ones_ended() -> bool:
+        return all(row["status"] == "completed" for row in _quotes_started(lab, search))
+
+    try:
+        wait_until(slow_ones_ended, 5, "the slow quotes to end")
+    except LabError:
+        running = [row["target_handler_name"] for row in _quotes_started(lab, search)
+                   if row["status"] != "completed"]
+        for row in lab.admin.sql("SELECT id FROM sys_invocation WHERE invoked_by_id = "
+                                 f"{sql_string(search)} AND status <> 'completed'"):
+            lab.admin.kill(row["id"])
+        expect(False, "the two slower quote calls (LH, BA) cancelled once the answer is known",
+               f"{len(running)} quote call(s) still running after the answer",
+               "cancel every call that did not answer in time: "
+               "`await call.cancel_invocation()`")
+
+
+@check("Exercise 9.2 · one search every two seconds per user")
+def check_paced_search(lab: Lab) -> None:
+    ada, bob = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("ada", "bob"))
+    sent = time.time()
+    searches = [lab.ingress.send("UserSearch", "Search", {"user": ada, "route": ROUTE})
+                for _ in range(3)]
+    # Bob searches once Ada's first search is under way.
+    wait_until(lambda: bool(_quotes_started(lab, searches[0])), 10, "Ada's first search")
+    bob_sent = time.time()
+    bobs = lab.ingress.send("UserSearch", "Search", {"user": bob, "route": ROUTE})
+    for search in [*searches, bobs]:
+        found = settle(lab, search, "UserSearch/Search", within=3 * SEARCH_EVERY + 3)
+        expect(isinstance(found, dict) and len(found.get("fares", [])) == 5,
+               "every search to answer with five fares", f"a search answered {found}",
+               "leave the fan-out as it is; only wait for a token before it")
+    started = [_fan_out_start(lab, search) for search in searches]
+    early = [round(moment - sent, 2) for moment in sorted(started)]
+    expect(all(moment >= sent + number * SEARCH_EVERY - 0.05
+               for number, moment in enumerate(sorted(started))),
+           f"Ada's three searches to ask the airlines at least {SEARCH_EVERY:g} s apart",
+           f"they asked the airlines {early} s after they were sent",
+           "before the fan-out, wait for a token of a bucket of this user's own: "
+           "`await fan_out.wait_for_token(ctx, f\"search-{request['user']}\", per_second=0.5)`")
+    bob_waited = _fan_out_start(lab, bobs) - bob_sent
+    expect(bob_waited < 1.5, "Bob's search not held up by Ada's",
+           f"Bob's search asked the airlines {bob_waited:.1f} s after it was sent",
+           "one bucket per user: a key with the user in it, not one for every search "
+           "(or every route)")
+
+
+def _fan_out_start(lab: Lab, search: str) -> float:
+    moments: list[datetime] = [parse_time(row["created_at"])
+                               for row in _quotes_started(lab, search)]
+    return min(moments).timestamp() if moments else float("inf")
