@@ -22,9 +22,11 @@ from restate_tutorial.course.solutions import (
     delivery_tracker,
     early_updates,
     escalation,
+    first_three,
     hotel_saga,
     limited_watch,
     loyalty_points,
+    paced_search,
     patient_feed,
     snooze,
     strict_feed,
@@ -47,6 +49,8 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "7.2": (exercises.check_escalation, escalation, "escalating_approval"),
     "8.1": (exercises.check_snooze, snooze, "reminder"),
     "8.2": (exercises.check_give_up_watch, limited_watch, "limited_watch"),
+    "9.1": (exercises.check_first_three, first_three, "quick_search"),
+    "9.2": (exercises.check_paced_search, paced_search, "user_search"),
 }
 
 pytestmark = pytest.mark.usefixtures("fresh_ledgers")
@@ -254,6 +258,51 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         '        return\n'
         '    fare = await ctx.run_typed("check fare"'),
         "2 checks"),
+    "9.1 the first three calls, not the first three answers": ("9.1", _replace(
+        """    async for done in restate.as_completed(*calls.values()):
+        airline = next(name for name, call in calls.items() if call is done)
+        answered.append(airline)
+        fares.append(await done)""",
+        """    for airline, done in calls.items():
+        answered.append(airline)
+        fares.append(await done)"""),
+        "QuickSearch/Search to end"),
+    "9.1 the slow calls left running": ("9.1", _replace(
+        "            await call.cancel_invocation()", "            pass"),
+        "still running"),
+    "9.1 one wait for the first answers": ("9.1", _replace(
+        """    async for done in restate.as_completed(*calls.values()):
+        airline = next(name for name, call in calls.items() if call is done)
+        answered.append(airline)
+        fares.append(await done)
+        if len(answered) == 3:
+            break""",
+        """    done_now, _ = await restate.wait_completed(*calls.values())
+    for done in done_now[:3]:
+        airline = next(name for name, call in calls.items() if call is done)
+        answered.append(airline)
+        fares.append(await done)"""),
+        "['KL']"),
+    "9.2 one bucket for everyone": ("9.2", _replace(
+        'f"search-{request[\'user\']}"', '"searches"'),
+        "Bob's search"),
+    "9.2 one bucket per route": ("9.2", _replace(
+        'f"search-{request[\'user\']}"', 'f"search-{request[\'route\']}"'),
+        "Bob's search"),
+    "9.2 the token taken after the fan-out": ("9.2", _replace(
+        """    await fan_out.wait_for_token(ctx, f"search-{request['user']}", per_second=0.5)
+    calls = [ctx.service_call(fan_out.quote_with_permit,
+                              arg={"airline": airline, "route": request["route"]})
+             for airline in quotes.AIRLINES]
+""", """    calls = [ctx.service_call(fan_out.quote_with_permit,
+                              arg={"airline": airline, "route": request["route"]})
+             for airline in quotes.AIRLINES]
+    await fan_out.wait_for_token(ctx, f"search-{request['user']}", per_second=0.5)
+"""),
+        "2 s apart"),
+    "9.2 two searches a second, not one every two seconds": ("9.2", _replace(
+        "per_second=0.5)", "per_second=2)"),
+        "2 s apart"),
 }
 
 
