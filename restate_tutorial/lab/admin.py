@@ -106,9 +106,10 @@ class AdminClient:
     # -- invocations and SQL -----------------------------------------------------------------
 
     def cancel(self, invocation_id: str) -> None:
-        """Cancel an invocation: it unwinds (compensations run) and ends with a failure."""
+        """Cancel an invocation: it unwinds (compensations run) and ends with a failure (one
+        that has ended already is left as it is)."""
         self._request("PATCH", f"/invocations/{invocation_id}/cancel",
-                      f"cancel invocation {invocation_id}")
+                      f"cancel invocation {invocation_id}", allow=(409,))
 
     def kill(self, invocation_id: str) -> None:
         """Kill an invocation: it ends at once, with no compensation (one that has ended

@@ -85,14 +85,16 @@ def answer(lab: Lab, service: str, handler: str, body: Any = None, *,
 
 
 def settle(lab: Lab, invocation: str, what: str, within: float | None = None,
-           stuck_hint: str | None = None) -> Any:
+           stuck_hint: str | None = None, cancel_if_stuck: bool = False) -> Any:
     """Wait for ``invocation`` to end and return its result, watching Restate's record of it.
 
     A failed attempt (other than the checks' own scripted ones) stops the check at once with
     that failure and the fix; so does no end within ``within`` seconds (ANSWER_SECONDS unless
     the check expects an end sooner). Either way the invocation is killed. A failed invocation
     (a TerminalError) raises IngressError, as a call does. ``stuck_hint`` replaces the general
-    hint for an invocation that did not fail but did not end either."""
+    hint for an invocation that did not fail but did not end either; ``cancel_if_stuck``
+    cancels such an invocation instead of killing it, so that it unwinds (its calls are
+    cancelled and give back what they hold — a killed call gives nothing back)."""
     limit = within or ANSWER_SECONDS
     query = ("SELECT status, last_failure FROM sys_invocation WHERE id = "
              f"{sql_string(invocation)}")
@@ -107,10 +109,13 @@ def settle(lab: Lab, invocation: str, what: str, within: float | None = None,
         waited = time.monotonic() - started
         if (failure and SCRIPTED not in failure) or status == "paused" \
                 or waited > limit:
-            lab.admin.kill(invocation)  # nothing keeps retrying in the background
+            cancel = cancel_if_stuck and not failure and status != "paused"
+            # Nothing keeps retrying, or waiting, in the background.
+            (lab.admin.cancel if cancel else lab.admin.kill)(invocation)
             raise NotYet(f"{what} to end",
                          f"it failed, and Restate retried it: {failure}" if failure else
-                         f"it was still {status} after {limit:g} s; the check killed it",
+                         f"it was still {status} after {limit:g} s; the check "
+                         f"{'cancelled' if cancel else 'killed'} it",
                          _fix(failure) if failure or not stuck_hint else stuck_hint)
         if time.monotonic() - said >= PROGRESS_SECONDS:
             said = time.monotonic()

@@ -39,10 +39,11 @@ def check_first_three(lab: Lab) -> None:
     finally:
         for airline in LATENCIES:
             quotes.script(airline)
-        # Nothing a wrong answer left running keeps a permit for 30 s.
+        # Nothing a wrong answer left running holds a permit for 30 s (a cancelled quote
+        # gives it back; a killed one would not).
         for row in lab.admin.sql("SELECT id FROM sys_invocation WHERE status <> 'completed'"
                                  " AND invoked_by_service_name = 'QuickSearch'"):
-            lab.admin.kill(row["id"])
+            lab.admin.cancel(row["id"])
 
 
 def _first_three(lab: Lab) -> None:
@@ -50,7 +51,7 @@ def _first_three(lab: Lab) -> None:
     found = settle(lab, search, "QuickSearch/Search", within=QUICK_WITHIN,
                    stuck_hint="LH and BA take 30 s: stop waiting once three airlines have "
                    "answered — `async for done in restate.as_completed(*calls.values())`, "
-                   "and break at the third")
+                   "and break at the third", cancel_if_stuck=True)
     answered = found.get("answered") if isinstance(found, dict) else None
     expect(answered == FIRST_THREE,
            f"\"answered\": the first three to answer, in that order: {FIRST_THREE}",
@@ -86,7 +87,8 @@ def check_paced_search(lab: Lab) -> None:
     bob_sent = time.time()
     bobs = lab.ingress.send("UserSearch", "Search", {"user": bob, "route": ROUTE})
     for search in [*searches, bobs]:
-        found = settle(lab, search, "UserSearch/Search", within=3 * SEARCH_EVERY + 3)
+        found = settle(lab, search, "UserSearch/Search", within=3 * SEARCH_EVERY + 3,
+                       cancel_if_stuck=True)
         expect(isinstance(found, dict) and len(found.get("fares", [])) == 5,
                "every search to answer with five fares", f"a search answered {found}",
                "leave the fan-out as it is; only wait for a token before it")
