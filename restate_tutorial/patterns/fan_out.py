@@ -20,9 +20,10 @@ never asks one airline more than it accepts.
 A crash changes none of it: the calls, the timer and every permit are in Restate's records.
 A permit is held by an invocation, not a process: a crashed service host retries the quote
 with the permit it held. Only a *kill* (``restate invocations kill``) loses one, as a kill
-skips every compensation: cancel a quote instead, and it gives its permit back. ``SearchUnlimited`` is the same search without permits, to show
-what breaks. Restate has flow control of its own (``ctx.scope(...)``, ``limit_key``), behind
-experimental flags in restate-server 1.7.12: see the README.
+skips every compensation: cancel a quote instead, and it gives its permit back.
+``SearchUnlimited`` is the same search without permits, to show what breaks. Restate has flow
+control of its own (``ctx.scope(...)``, ``limit_key``), behind experimental flags in
+restate-server 1.7.12: see the README.
 
 The recipe for a rate (not concurrency) limit is at the end: a token bucket per key in a
 virtual object, and a durable sleep until the caller's token is due (``PacedMailer``).
