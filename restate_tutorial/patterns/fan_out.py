@@ -61,12 +61,17 @@ airlines = restate.Service("Airlines")
 airline_permits = restate.VirtualObject("AirlinePermits")
 
 
+def _route(request: Any, what: str) -> str:
+    route = fields(request, what, route=str)["route"]
+    if not _ROUTE.fullmatch(route):
+        raise TerminalError(f"malformed {what}: field 'route' must be two airport codes like "
+                            "\"AMS-LIS\"", 400)
+    return route
+
+
 def parse_search(request: Any) -> tuple[str, float]:
     """The route and the deadline of a search request; else TerminalError(400)."""
-    route = fields(request, "fare search", route=str)["route"]
-    if not _ROUTE.fullmatch(route):
-        raise TerminalError("malformed fare search: field 'route' must be two airport codes "
-                            "like \"AMS-LIS\"", 400)
+    route = _route(request, "fare search")
     deadline = seconds(request.get("deadline_seconds", DEFAULT_DEADLINE_SECONDS),
                        "fare search", "deadline_seconds", MAX_DEADLINE_SECONDS)
     return route, deadline
@@ -75,8 +80,8 @@ def parse_search(request: Any) -> tuple[str, float]:
 async def _search(ctx: Context, request: Any, quote: Any) -> dict[str, Any]:
     route, deadline = parse_search(request)
     # Fan out: one call per airline, all started before any is awaited.
-    calls = [(airline, ctx.service_call(quote, arg={"airline": airline, "route": route}))
-             for airline in quotes.AIRLINES]
+    calls = {airline: ctx.service_call(quote, arg={"airline": airline, "route": route})
+             for airline in quotes.AIRLINES}
     # The deadline: a durable timer, raced against the calls.
     timer = ctx.sleep(timedelta(seconds=deadline), name="deadline")
     fares: list[dict[str, Any]] = []
@@ -114,10 +119,10 @@ async def search_unlimited(ctx: Context, request: Any) -> dict[str, Any]:
 
 
 def _parse_quote(request: Any) -> tuple[str, str]:
-    quote = fields(request, "quote request", airline=str, route=str)
-    if quote["airline"] not in quotes.AIRLINES:
-        raise TerminalError(f"malformed quote request: no airline {quote['airline']!r}", 400)
-    return quote["airline"], quote["route"]
+    airline = fields(request, "quote request", airline=str)["airline"]
+    if airline not in quotes.AIRLINES:
+        raise TerminalError(f"malformed quote request: no airline {airline!r}", 400)
+    return airline, _route(request, "quote request")
 
 
 async def _ask(ctx: Context, airline: str, route: str) -> dict[str, Any]:

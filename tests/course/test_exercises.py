@@ -290,19 +290,19 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         'f"search-{request[\'user\']}"', 'f"search-{request[\'route\']}"'),
         "Bob's search"),
     "9.2 the token taken after the fan-out": ("9.2", _replace(
-        """    await fan_out.wait_for_token(ctx, f"search-{request['user']}", per_second=0.5)
+        """    await fan_out.wait_for_token(ctx, f"search-{request['user']}", per_second=1)
     calls = [ctx.service_call(fan_out.quote_with_permit,
                               arg={"airline": airline, "route": request["route"]})
              for airline in quotes.AIRLINES]
 """, """    calls = [ctx.service_call(fan_out.quote_with_permit,
                               arg={"airline": airline, "route": request["route"]})
              for airline in quotes.AIRLINES]
-    await fan_out.wait_for_token(ctx, f"search-{request['user']}", per_second=0.5)
+    await fan_out.wait_for_token(ctx, f"search-{request['user']}", per_second=1)
 """),
-        "2 s apart"),
-    "9.2 two searches a second, not one every two seconds": ("9.2", _replace(
-        "per_second=0.5)", "per_second=2)"),
-        "2 s apart"),
+        "1 s apart"),
+    "9.2 a burst of three allowed": ("9.2", _replace(
+        "per_second=1)", "per_second=1, burst=3)"),
+        "1 s apart"),
 }
 
 

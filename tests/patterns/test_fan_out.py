@@ -134,7 +134,7 @@ def test_permits_hold_the_limit_for_50_searches_through_a_restate_crash(lab: Lab
     lab.server.restart()
     results = [lab.ingress.attach(search_id, timeout=120) for search_id in ids]
     assert all(len(r["fares"]) == 5 and not r["partial"] for r in results)
-    assert quotes.peaks() == {airline: quotes.CAPACITY for airline in quotes.AIRLINES}
+    assert max(quotes.peaks().values()) == quotes.CAPACITY  # never more, and busy
     assert quotes.ledger.count("429") == 0
     assert quotes.ledger.count("quote") == 250
     wait_until(lambda: permits_free(lab), 30, "every permit back")
@@ -208,6 +208,7 @@ def test_messages_are_paced_by_the_token_bucket(lab: Lab) -> None:
     ({"route": "AMS-LIS", "deadline_seconds": 1e9}, "at most 300"),
     ('{"route": "AMS-LIS", "deadline_seconds": NaN}', "not a finite number"),
     ({"route": "AMS-LIS" * 1000}, "more than the limit"),
+    ('{"route": "\\ud800"}', "not valid Unicode"),
 ])
 def test_a_malformed_search_is_400_and_asks_no_airline(lab: Lab, body: Any,
                                                         complaint: str) -> None:
