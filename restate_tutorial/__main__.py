@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from . import soak, views
 from .lab import AdminClient, IngressError, KafkaBroker, Lab, LabError, LabPorts, wait_until
+from .lab.binaries import RESTATE_VERSION, install_tools
 from .lab.stalls import skip_record
 from .logbook import OneLineRetries
 from .scenarios import (
@@ -223,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                              help="Restate's admin API (default: make up's)")
     skip_parser.add_argument("--kafka", default="127.0.0.1:9092",
                              help="the Kafka bootstrap servers (default: make up's)")
+    commands.add_parser("install-restate", help="install restate-server, the restate CLI and "
+                        "restatectl (pinned) from npm for this user: what an installed package "
+                        "(not a checkout) runs")
     demo_parser = commands.add_parser("demo", help="run scenarios headless, printing logs")
     demo_parser.add_argument("scenarios", nargs="*", choices=[[], *DEMOS], metavar="scenario",
                              help=f"one of {', '.join(DEMOS)} (default: all)")
@@ -235,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if soak.soak(args.seconds, args.seed, args.nodes).violations else 0
         elif args.command == "skip-record":
             skip(args.subscription, args.partition, args.offset, args.admin_url, args.kafka)
+        elif args.command == "install-restate":
+            print(f"Installed restate-server {RESTATE_VERSION} in {install_tools()}")
         else:
             demo(args.scenarios)
     except LabError as error:

@@ -8,9 +8,15 @@ Installing this package registers it (entry point ``pytest11``). In any project:
 
 Fixtures: ``restate_lab`` (one lab per test session: restate-server, a Kafka broker, your
 services served from the test process; ``.serve``, ``.ingress``, ``.admin``, ``.broker``,
-``.subscribe``), ``restate_ingress`` and ``restate_admin`` (its clients), ``restate_key`` (a key
-of this test's own, for objects and workflows), and ``restate_views`` (the journal, state and
-invocations views).
+``.subscribe``), ``restate_ingress`` and ``restate_admin`` (its clients), ``restate_client``
+(the SDK's own typed client, ``restate.create_client``, bound to the lab: call handlers by
+reference), ``restate_wait`` (wait until an invocation ends, or a condition holds),
+``restate_key`` (a key of this test's own, for objects and workflows), and ``restate_views``
+(the journal, state and invocations views).
+
+A call through ``restate_lab.ingress`` waits ``--restate-call-timeout`` seconds (ini:
+``restate_call_timeout``; default 30) and then fails saying what Restate's records show of the
+invocation (status, retries, last failure).
 
 Two modes catch bugs that a plain run hides (as the Restate SDK's Docker-based harness does):
 
@@ -25,15 +31,17 @@ Two modes catch bugs that a plain run hides (as the Restate SDK's Docker-based h
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
+import restate
 
 from . import views
-from .lab import AdminClient, IngressClient, Lab
+from .lab import AdminClient, IngressClient, Lab, wait_until
 
 #: The server settings of each mode (the SDK harness uses the same ones).
 ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -47,6 +55,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="replay every journaled step: catches non-deterministic handlers")
     group.addoption("--restate-no-retries", action="store_true",
                     help="fail an invocation at its first failed attempt, instead of retrying")
+    group.addoption("--restate-call-timeout", type=float, default=None, metavar="SECONDS",
+                    help="how long a call through restate_lab.ingress waits for its answer "
+                         "(default: the restate_call_timeout ini setting, else 30)")
+    parser.addini("restate_call_timeout", "seconds a call through restate_lab.ingress waits "
+                  "for its answer", default="30")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The lab's Kafka client (kafka-python) warns about its own use of deprecated Python APIs:
+    # nothing a user of the plugin can act on.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:kafka.*")
 
 
 class TestLab(Lab):
@@ -73,8 +92,20 @@ def restate_lab(pytestconfig: pytest.Config) -> Iterator[TestLab]:
         settings |= ALWAYS_REPLAY
     if pytestconfig.getoption("restate_no_retries"):
         settings |= NO_RETRIES
+    option = pytestconfig.getoption("restate_call_timeout")
     with TestLab(server_settings=settings) as lab:
+        lab.ingress.timeout = float(option if option is not None
+                                    else pytestconfig.getini("restate_call_timeout"))
         yield lab
+
+
+def _the_lab(restate_lab: Any) -> Lab:
+    """``restate_lab``, checked: a project fixture of that name that is not a lab is named."""
+    if not isinstance(restate_lab, Lab):
+        pytest.fail(f"the fixture restate_lab is overridden (by a conftest.py?) with a "
+                    f"{type(restate_lab).__name__}, not a restate_tutorial.lab.Lab: rename your "
+                    "fixture, or return a Lab from it", pytrace=False)
+    return restate_lab
 
 
 @pytest.fixture
@@ -86,13 +117,70 @@ def restate_key(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def restate_ingress(restate_lab: TestLab) -> IngressClient:
     """Calls through Restate's HTTP ingress: ``call``, ``send``, ``attach``, ``get``."""
-    return restate_lab.ingress
+    return _the_lab(restate_lab).ingress
 
 
 @pytest.fixture
 def restate_admin(restate_lab: TestLab) -> AdminClient:
     """Restate's admin API: ``sql(...)``, deployments, subscriptions, ``wait_for_entry``."""
-    return restate_lab.admin
+    return _the_lab(restate_lab).admin
+
+
+class SdkClient:
+    """The SDK's typed client (``restate.create_client``) for a plain, synchronous test: each
+    of its methods (``service_call(handler, arg)``, ``object_call(handler, key, arg)``,
+    ``workflow_send``…) is run to its end and returns what the SDK's returns. In an async
+    test, use ``restate.create_client(restate_lab.ingress.url)`` itself."""
+
+    def __init__(self, ingress_url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._opened = restate.create_client(ingress_url)
+        self._client = self._loop.run_until_complete(self._opened.__aenter__())
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._client, name)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            return self._loop.run_until_complete(method(*args, **kwargs))
+
+        return run
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._opened.__aexit__(None, None, None))
+        self._loop.close()
+
+
+@pytest.fixture
+def restate_client(restate_lab: TestLab) -> Iterator[SdkClient]:
+    """The SDK's typed client, bound to the lab's ingress: ``restate_client.service_call(greet,
+    {"name": "Ada"})`` calls the handler ``greet`` by reference (its serde applies)."""
+    client = SdkClient(_the_lab(restate_lab).ingress.url)
+    yield client
+    client.close()
+
+
+class Waiter:
+    """Waiting without sleeps: until an invocation ends, or until a condition holds."""
+
+    def __init__(self, lab: Lab) -> None:
+        self._lab = lab
+
+    def until_ended(self, invocation_id: str, timeout: float = 30.0) -> Any:
+        """The invocation's result once it has ended (its IngressError if it failed)."""
+        self._lab.admin.wait_until_ended(invocation_id, timeout=timeout)
+        return self._lab.ingress.outcome(invocation_id)
+
+    def until(self, condition: Callable[[], bool], timeout: float = 30.0,
+              what: str = "the condition") -> None:
+        """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` s."""
+        wait_until(condition, timeout, what)
+
+
+@pytest.fixture
+def restate_wait(restate_lab: TestLab) -> Waiter:
+    """``restate_wait.until_ended(invocation_id)``, ``restate_wait.until(lambda: …)``."""
+    return Waiter(_the_lab(restate_lab))
 
 
 @pytest.fixture

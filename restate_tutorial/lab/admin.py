@@ -153,6 +153,20 @@ class AdminClient:
                 raise LabError(f"Restate refused to run the SQL query {query!r}: {message}")
             time.sleep(0.2)
 
+    def describe_unfinished(self, target: str) -> str:
+        """What Restate's records say of the newest unfinished invocation of ``target``
+        (``Service/handler`` or ``Object/key/handler``), in one line; "" if there is none."""
+        rows = self.sql("SELECT id, status, retry_count, last_failure FROM sys_invocation"
+                        f" WHERE target = {sql_string(target)} AND status <> 'completed'"
+                        " ORDER BY created_at DESC LIMIT 1")
+        if not rows:
+            return ""
+        row = rows[0]
+        failure = (row.get("last_failure") or "").split("\n", 1)[0]
+        return (f"Restate's record of it ({row['id']}): {row['status']}, "
+                f"{row.get('retry_count') or 0} retries"
+                + (f", last failure: {failure}" if failure else ", no failure"))
+
     def wait_for_entry(self, invocation_id: str, entry_type: str, count: int = 1,
                        timeout: float = 30.0) -> None:
         """Block until the invocation's journal holds ``count`` entries of ``entry_type``

@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from .errors import LabError
 
 RESTATE_VERSION = "1.7.12"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-#: Where `make setup` installs the pinned npm packages (git-ignored).
+#: Where `make setup` installs the pinned npm packages in a checkout (git-ignored).
 TOOLS_DIR = PROJECT_DIR / ".tools"
+#: The one command that installs them for an installed package (a wheel, not a checkout).
+INSTALL_COMMAND = "python -m restate_tutorial install-restate"
+NPM_PACKAGES = [f"@restatedev/{name}@{RESTATE_VERSION}"
+                for name in ("restate-server", "restate", "restatectl")]
 
 
-def _npm_binary(package: str, name: str) -> Path | None:
-    """The native binary inside ``@restatedev/<package>-<platform>`` under TOOLS_DIR."""
-    scope = TOOLS_DIR / "node_modules" / "@restatedev"
+def user_tools_dir() -> Path:
+    """Where INSTALL_COMMAND installs them: RESTATE_TUTORIAL_TOOLS, else a per-user cache."""
+    if explicit := os.environ.get("RESTATE_TUTORIAL_TOOLS"):
+        return Path(explicit)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "restate-tutorial" / f"tools-{RESTATE_VERSION}"
+
+
+def install_tools() -> Path:
+    """npm-install restate-server, the restate CLI and restatectl (pinned) into the user's
+    tools dir; returns it."""
+    if not shutil.which("npm"):
+        raise LabError("npm is missing: install Node.js 20+ (it brings npm), then run "
+                       f"`{INSTALL_COMMAND}` again.")
+    target = user_tools_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["npm", "install", "--prefix", str(target), "--no-audit", "--no-fund",
+                    "--loglevel=error", *NPM_PACKAGES], check=True)
+    return target
+
+
+def _npm_binary(tools: Path, package: str, name: str) -> Path | None:
+    """The native binary inside ``@restatedev/<package>-<platform>`` under ``tools``."""
+    scope = tools / "node_modules" / "@restatedev"
     for candidate in sorted(scope.glob(f"{package}-*/bin/{name}")):
         if os.access(candidate, os.X_OK):
             return candidate
@@ -29,29 +55,30 @@ def _find(name: str, env_var: str, package: str) -> Path:
         if not os.access(path, os.X_OK):
             raise LabError(f"{env_var}={explicit} is not an executable file: fix or unset it.")
         return path
-    if found := _npm_binary(package, name):
-        return found
+    for tools in (TOOLS_DIR, user_tools_dir()):
+        if found := _npm_binary(tools, package, name):
+            return found
     if on_path := shutil.which(name):
         return Path(on_path)
-    hint = "" if shutil.which("npm") else " (npm itself is missing: install Node.js 20+ first)"
+    setup = "`make setup`" if (PROJECT_DIR / "Makefile").is_file() else f"`{INSTALL_COMMAND}`"
     raise LabError(
-        f"No {name} binary found: run `make setup`{hint}, put {name} {RESTATE_VERSION} on PATH, "
-        f"or set {env_var} to its path."
+        f"No {name} binary found: run {setup} (it installs {name} {RESTATE_VERSION} from npm), "
+        f"put {name} {RESTATE_VERSION} on PATH, or set {env_var} to its path."
     )
 
 
 def restate_server_binary() -> Path:
-    """RESTATE_SERVER_BIN, else the copy `make setup` installed, else PATH."""
+    """RESTATE_SERVER_BIN, else the copy `make setup` or INSTALL_COMMAND installed, else PATH."""
     return _find("restate-server", "RESTATE_SERVER_BIN", "restate-server")
 
 
 def restate_cli_binary() -> Path:
-    """RESTATE_CLI_BIN, else the copy `make setup` installed, else PATH."""
+    """RESTATE_CLI_BIN, else the copy `make setup` or INSTALL_COMMAND installed, else PATH."""
     return _find("restate", "RESTATE_CLI_BIN", "restate")
 
 
 def restatectl_binary() -> Path:
-    """RESTATECTL_BIN, else the copy `make setup` installed, else PATH."""
+    """RESTATECTL_BIN, else the copy `make setup` or INSTALL_COMMAND installed, else PATH."""
     return _find("restatectl", "RESTATECTL_BIN", "restatectl")
 
 

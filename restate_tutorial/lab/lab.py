@@ -138,7 +138,8 @@ class Lab:
         self.stalls = StallWatch(lambda: [n.log_file for n in every
                                           if isinstance(n, RestateServer)],
                                  skip_command=self._skip_command)
-        self.ingress = IngressClient([n.ingress_url for n in every])
+        self.ingress = IngressClient([n.ingress_url for n in every],
+                                     describe=self.admin.describe_unfinished)
 
     @property
     def cluster(self) -> RestateCluster:

@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 
 from . import processes
-from .binaries import PROJECT_DIR, restate_server_binary
+from .binaries import restate_server_binary
 from .errors import LabError
 from .processes import LOOPBACK
 
-#: The project's restate.toml: the settings of every server the lab starts.
-CONFIG_FILE = PROJECT_DIR / "restate.toml"
+#: The settings of every server the lab starts (shipped inside the package).
+CONFIG_FILE = Path(__file__).with_name("restate.toml")
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,6 @@ class RestateServer:
         if self.running:
             return
         binary = restate_server_binary()
-        if not CONFIG_FILE.is_file():
-            raise LabError(f"{CONFIG_FILE} is missing: run the lab from a checkout of the "
-                           "project (pip install -e .).")
         for port, what in ((self.ports.ingress, "Restate ingress"),
                            (self.ports.admin, "Restate admin"), (self.ports.node, "Restate node")):
             processes.ensure_port_free(port, what)

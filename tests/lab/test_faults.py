@@ -53,6 +53,7 @@ def test_missing_server_binary_says_how_to_get_it(monkeypatch: pytest.MonkeyPatc
                                                   tmp_path: Path) -> None:
     monkeypatch.delenv("RESTATE_SERVER_BIN", raising=False)
     monkeypatch.setattr(binaries, "TOOLS_DIR", tmp_path)
+    monkeypatch.setenv("RESTATE_TUTORIAL_TOOLS", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(LabError, match=r"No restate-server binary found: run `make setup`"):
         RestateServer(data_dir=tmp_path).start()

@@ -213,7 +213,8 @@ def test_messages_are_paced_by_the_token_bucket(lab: Lab) -> None:
 def test_a_malformed_search_is_400_and_asks_no_airline(lab: Lab, body: Any,
                                                         complaint: str) -> None:
     with pytest.raises(IngressError) as refused:
-        lab.ingress.call("FareSearch", "Search", body)
+        lab.ingress.call("FareSearch", "Search",  # a str: malformed JSON, as it is
+                         body.encode() if isinstance(body, str) else body)
     assert refused.value.status == 400 and complaint in refused.value.message
     assert quotes.ledger.count() == 0
 

@@ -219,7 +219,7 @@ def test_confirming_a_cancelled_reservation_is_a_terminal_409(lab: Lab) -> None:
     car = travel.car_rentals.reserve({"pickup_location": "X", "rental_date": "D"}, "request-4")
     travel.car_rentals.cancel(car)
     with pytest.raises(IngressError) as refused:
-        lab.ingress.call("CarRentals", "Confirm", f'"{car}"')  # a JSON string
+        lab.ingress.call("CarRentals", "Confirm", car)  # a JSON string
     assert refused.value.status == 409  # not retried: no retry would help
     assert "cannot be confirmed" in refused.value.message
 
