@@ -62,12 +62,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "for its answer", default="30")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # The lab's Kafka client (kafka-python) warns about its own use of deprecated Python APIs:
-    # nothing a user of the plugin can act on.
-    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:kafka.*")
-
-
 class TestLab(Lab):
     """A lab whose ``serve`` serves each service object once per session."""
 

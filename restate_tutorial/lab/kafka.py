@@ -6,13 +6,18 @@ import json
 import logging
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-from kafka.structs import OffsetAndMetadata
+# kafka-python warns ~200 times, on import, about its own use of deprecated importlib APIs:
+# nothing a user of the lab (a notebook, a project's tests) could act on.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka.structs import OffsetAndMetadata
 
 from . import processes
 from .binaries import tansu_binary

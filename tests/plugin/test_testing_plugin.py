@@ -3,7 +3,17 @@ own, run by pytest in a subprocess, in each harness mode."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+import zipfile
+from pathlib import Path
+
 import pytest
+
+from restate_tutorial.lab.binaries import PROJECT_DIR
 
 pytest_plugins = ["pytester"]
 
@@ -111,3 +121,132 @@ def test_a_lab_that_cannot_start_says_the_fix_in_one_line(pytester: pytest.Pytes
     run = pytester.runpytest_subprocess("-q")
     run.assert_outcomes(errors=1)
     assert "is not an executable" in run.stdout.str() and "RESTATE_SERVER_BIN" in run.stdout.str()
+
+
+A_USERS_PROJECT = '''
+import restate
+from restate import Context
+
+greeter = restate.Service("Greeter")
+broken = restate.Service("Broken")
+
+
+@greeter.handler()
+async def greet(ctx: Context, request: dict) -> str:
+    return f"Hello {request['name']}!"
+
+
+@greeter.handler()
+async def echo(ctx: Context, text: str) -> str:
+    return text
+
+
+@broken.handler()
+async def work(ctx: Context, request: dict) -> str:
+    raise RuntimeError("a bug in the handler")
+
+
+def test_a_str_body_is_a_json_string(restate_lab):
+    restate_lab.serve(greeter)
+    assert restate_lab.ingress.call("Greeter", "echo", "approved") == "approved"
+
+
+def test_the_sdks_typed_client_calls_by_reference(restate_lab, restate_client):
+    restate_lab.serve(greeter)
+    assert restate_client.service_call(greet, {"name": "Ada"}) == "Hello Ada!"
+
+
+def test_waiting_for_an_invocation(restate_lab, restate_wait):
+    restate_lab.serve(greeter)
+    sent = restate_lab.ingress.send("Greeter", "greet", {"name": "Bo"})
+    assert restate_wait.until_ended(sent) == "Hello Bo!"
+
+
+def test_a_handler_that_raises(restate_ingress, restate_lab):
+    restate_lab.serve(broken)
+    restate_ingress.call("Broken", "work", {})
+'''
+
+
+def test_a_users_project_gets_json_the_sdk_client_and_a_clear_timeout(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(A_USERS_PROJECT)
+    started = time.monotonic()
+    run = pytester.runpytest_subprocess("-q", "--restate-call-timeout", "3")
+    run.assert_outcomes(passed=3, failed=1)
+    output = run.stdout.str()
+    assert time.monotonic() - started < 60, "the failing call did not end after its 3 s"
+    # What Restate's records say, in the failure itself; not the plugin's own client code.
+    assert "No answer from /Broken/work within 3 s" in output, output[-3000:]
+    assert "retries, last failure: [500 Internal] RuntimeError('a bug in the handler')" in output
+    assert "self._http.request" not in output and "def _request" not in output
+    assert "warning" not in output.splitlines()[-1]  # kafka-python's are the plugin's to hide
+
+
+def test_an_overridden_restate_lab_is_named_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import pytest\n\n@pytest.fixture\ndef restate_lab():\n"
+                          "    return {'ingress': 'mine'}\n")
+    pytester.makepyfile("def test_x(restate_ingress):\n    pass\n")
+    run = pytester.runpytest_subprocess("-q")
+    run.assert_outcomes(errors=1)
+    assert "the fixture restate_lab is overridden (by a conftest.py?) with a dict" \
+        in run.stdout.str()
+    assert "AttributeError" not in run.stdout.str()
+
+
+README_EXAMPLE = '''
+import restate
+from restate import Context
+
+import restate_tutorial
+
+greeter = restate.Service("Greeter")
+
+
+@greeter.handler()
+async def greet(ctx: Context, request: dict) -> str:
+    return f"Hello {request['name']}!"
+
+
+def test_greets(restate_lab):
+    assert "site-packages" in restate_tutorial.__file__  # the wheel, not the checkout
+    restate_lab.serve(greeter)  # once per test session; a new deployment of your code
+    assert restate_lab.ingress.call("Greeter", "greet", {"name": "Ada"}) == "Hello Ada!"
+'''
+
+
+def test_the_readme_example_passes_from_a_wheel_installed_in_a_fresh_venv(
+        tmp_path: Path) -> None:
+    """Not editable, not in the checkout: the package built as a wheel, installed in a new
+    venv (its dependencies are this venv's), used from a directory of its own."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "-w", str(tmp_path / "dist"), str(PROJECT_DIR)],
+                   check=True, capture_output=True, timeout=300)
+    [wheel] = (tmp_path / "dist").glob("restate_tutorial-*.whl")
+    assert "restate_tutorial/lab/restate.toml" in zipfile.ZipFile(wheel).namelist()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    [site] = venv.glob("lib/python*/site-packages")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-index", "--target", str(site), str(wheel)], check=True, timeout=300)
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_greeter.py").write_text(README_EXAMPLE)
+    tools = tmp_path / "tools"
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("RESTATE_", "PYTEST_")) and key != "PYTHONPATH"}
+    env |= {"RESTATE_TUTORIAL_TOOLS": str(tools), "PATH": "/usr/bin:/bin"}
+    command = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    # No restate-server anywhere yet: the error names the one command that installs it.
+    missing = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 1, missing.stdout[-3000:]
+    assert "No restate-server binary found: run `python -m restate_tutorial install-restate`" \
+        in missing.stdout, missing.stdout[-3000:]
+    # What that command leaves behind (npm's node_modules), taken from this checkout's copy.
+    tools.mkdir()
+    (tools / "node_modules").symlink_to(PROJECT_DIR / ".tools" / "node_modules")
+    run = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:]
