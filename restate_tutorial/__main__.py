@@ -179,10 +179,10 @@ def demo_fanout(lab: Lab) -> None:
     quotes.script("TP", latency=5)
     print("TP slow, deadline 1 s:", lab.ingress.call("FareSearch", "Search",
                                                      {"route": "AMS-LIS", "deadline_seconds": 1}))
-    print("ten searches at once without a limit (each ERROR line: a 429, retried by Restate):")
-    print(searches_at_once(lab, 10, "SearchUnlimited"))
-    print("ten searches at once, at most 2 quotes per airline (AirlinePermits):")
-    print(searches_at_once(lab, 10, "Search"))
+    print("six searches at once without a limit (each ERROR line: a 429, retried by Restate):")
+    print(searches_at_once(lab, 6, "SearchUnlimited"))
+    print("six searches at once, at most 2 quotes per airline (AirlinePermits):")
+    print(searches_at_once(lab, 6, "Search"))
 
 
 DEMOS: dict[str, Callable[[Lab], None]] = {

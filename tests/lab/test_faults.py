@@ -219,7 +219,9 @@ def test_make_demo_prints_the_seed_style_logs() -> None:
                  "INFO Created post ", "INFO Updating the user feed for user userid1",
                  "== demo enrichment", "package-info", "Mountain Road 155, Brussels",
                  "== demo approvals", "trip-rejected: [403] rejected by Ada: demo",
-                 "trip-expired: [408] trip trip-expired: no decision within 3 s"):
+                 "trip-expired: [408] trip trip-expired: no decision within 3 s",
+                 "== demo fanout", "'partial': True, 'late': ['TP']",
+                 "'most at once (an airline)': 2, 'refused (429)': 0"):
         assert line in out, line
     assert "Traceback" not in out
 
