@@ -11,8 +11,10 @@ services served from the test process; ``.serve``, ``.ingress``, ``.admin``, ``.
 ``.subscribe``), ``restate_ingress`` and ``restate_admin`` (its clients), ``restate_client``
 (the SDK's own typed client, ``restate.create_client``, bound to the lab: call handlers by
 reference), ``restate_wait`` (wait until an invocation ends, or a condition holds),
-``restate_key`` (a key of this test's own, for objects and workflows), and ``restate_views``
-(the journal, state and invocations views).
+``restate_key`` (a key of this test's own, for objects and workflows), ``restate_views``
+(the journal, state and invocations views), and ``restate_crash_test`` (your scenario crashed
+at every journal entry, restate-server and service host in turn, checked after each crash:
+``restate_crash_test(start, check)``, see ``restate_tutorial.crashes``).
 
 A call through ``restate_lab.ingress`` waits ``--restate-call-timeout`` seconds (ini:
 ``restate_call_timeout``; default 30) and then fails saying what Restate's records show of the
@@ -41,6 +43,7 @@ import pytest
 import restate
 
 from . import views
+from .crashes import MODES, CrashReport, crash_test
 from .lab import AdminClient, IngressClient, Lab, wait_until
 
 #: The server settings of each mode (the SDK harness uses the same ones).
@@ -181,3 +184,20 @@ def restate_wait(restate_lab: TestLab) -> Waiter:
 def restate_views() -> ModuleType:
     """The journal / state / invocations views (``views.journal(restate_admin, id)``…)."""
     return views
+
+
+@pytest.fixture
+def restate_crash_test(restate_lab: TestLab) -> Callable[..., CrashReport]:
+    """``restate_crash_test(start, check, modes=..., timeout=60)``: ``start(run)`` starts one run
+    of your scenario and returns its invocation id; ``check(run, invocation_id)`` asserts your
+    invariant once it has ended. Fails naming each journal entry where a crash broke it."""
+    lab = _the_lab(restate_lab)
+
+    def run(start: Callable[[str], str], check: Callable[[str, str], None],
+            modes: tuple[str, ...] = tuple(MODES), timeout: float = 60.0) -> CrashReport:
+        __tracebackhide__ = True
+        report = crash_test(lab, start, check, modes, timeout)
+        report.assert_safe()
+        return report
+
+    return run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,11 +54,6 @@ SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", ".ipynb", "test_
                  "test_external_mode.py", "test_cluster.py")
 
 
-# The browser runs of the notebooks, one after another in one JupyterLab, would take longer
-# than the rest of the suite: they are split in two groups, each on a worker of its own.
-BROWSER_TESTS = "tests/system/test_make_lab.py"
-
-
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Each test to any worker, except that the tests of a module with a module-scoped fixture
     (a cluster, a JupyterLab) stay on one worker, so that it starts once. (What
@@ -73,9 +67,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            if module == BROWSER_TESTS:  # two JupyterLabs, half the notebooks each
-                number = re.search(r"\[(\d\d)_", nodeid)
-                return f"{module}#{int(number[1]) % 2 if number else 0}"
             return module if module in shared else nodeid
 
     return Scheduling(config, log)

@@ -30,3 +30,18 @@ def assert_nothing_repeated_since(at_crash: dict[str, list[str]], declined: bool
     for system, before in at_crash.items():
         assert now[system][:len(before)] == before, (system, before, now[system])
     assert now == expected, f"expected {expected}, got {now}"
+
+
+def saga_effects() -> dict[str, list[str]]:
+    """``saga_history()`` without the calls that had no effect of their own: a repeat with the
+    same key ("(repeated)", "already …", a second refund of nothing), as after a crash between a
+    step and its journal entry."""
+    def effects(steps: list[str]) -> list[str]:
+        kept: list[str] = []
+        for step in steps:
+            no_op_again = step in kept and step.endswith("[nothing was charged]")
+            if "(repeated)" not in step and "[already" not in step and not no_op_again:
+                kept.append(step)
+        return kept
+
+    return {system: effects(steps) for system, steps in saga_history().items()}

@@ -188,6 +188,11 @@ class Lab:
             _started.append(self)
         return self
 
+    @property
+    def service_hosts(self) -> list[ServiceHost]:
+        """The hosts serving this lab's services: its own, and lab.serve's if it has one."""
+        return [host for host in (self.host, self._serving_host) if host is not None]
+
     def serve(self, *services: Any) -> Deployment:
         """Serve ``services`` — yours, e.g. defined in a notebook cell — from this running lab,
         as a new Restate deployment; returns the deployment's id.

@@ -41,6 +41,9 @@ class ServiceHost:
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.app = app
         self.port = port or processes.free_port()
+        #: Seconds to hold each message a handler sends to Restate (0: none). A crash test
+        #: slows handlers down so that its crash lands right after the journal entry it aims at.
+        self.pace = 0.0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -97,7 +100,15 @@ class ServiceHost:
         config.accesslog = None
         config.errorlog = log
         self._stopping = asyncio.Event()
-        await serve(self.app, config, shutdown_trigger=self._stopping.wait)
+        await serve(self._paced, config, shutdown_trigger=self._stopping.wait)
+
+    async def _paced(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_paced(message: dict[str, Any]) -> None:
+            if self.pace and message["type"] == "http.response.body" and message.get("body"):
+                await asyncio.sleep(self.pace)
+            await send(message)
+
+        await self.app(scope, receive, send_paced if scope["type"] == "http" else send)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving now; in-flight handlers are cancelled."""

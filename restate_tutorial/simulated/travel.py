@@ -100,6 +100,7 @@ class PaymentAPI:
         self.ledger = Ledger("payments")
         self.failures = ScriptedFailures()
         self._charged: dict[str, str] = {}  # idempotency key → "charged" | "refunded"
+        self._declined: set[str] = set()  # idempotency keys whose charge was declined
         self._lock = threading.Lock()
 
     def charge(self, idempotency_key: str, card_number: str, amount: float) -> str:
@@ -107,9 +108,11 @@ class PaymentAPI:
         self.failures.check("charge")
         card = mask_card(card_number)
         with self._lock:  # check and record at once: two overlapping repeats charge once
-            if card_number == DECLINED_TEST_CARD:
-                self.ledger.record("decline", payment_id=idempotency_key, card=card,
-                                   amount=amount)
+            if card_number == DECLINED_TEST_CARD:  # a repeated key gets the same decline
+                repeated = idempotency_key in self._declined
+                self._declined.add(idempotency_key)
+                self.ledger.record("decline (repeated)" if repeated else "decline",
+                                   payment_id=idempotency_key, card=card, amount=amount)
                 raise PaymentDeclined(DECLINE_MESSAGE)
             repeated = idempotency_key in self._charged
             self._charged.setdefault(idempotency_key, "charged")

@@ -138,7 +138,7 @@ def test_cancelling_a_running_saga_runs_the_compensations(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("body, complaint", [
-    ("{not json", "not valid JSON"),
+    (b"{not json", "not valid JSON"),
     ({**SEED_BOOKING, "flights": {"flight_id": "1"}}, "passenger_name"),
     ({"flights": {"flight_id": "1"}}, "'car'"),
     ({**SEED_BOOKING, "payment_info": {"card_number": "12", "amount": 5}}, "12-19 digits"),
