@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,11 @@ SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", ".ipynb", "test_
                  "test_external_mode.py", "test_cluster.py")
 
 
+# The browser runs every notebook with each cell twice: one after another in one JupyterLab,
+# they would take longer than the rest of the suite; three groups run side by side.
+BROWSER_TESTS = "tests/system/test_make_lab.py"
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Each test to any worker, except that the tests of a module with a module-scoped fixture
     (a cluster, a JupyterLab) stay on one worker, so that it starts once. (What
@@ -67,6 +73,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
+            if module == BROWSER_TESTS:  # three JupyterLabs, a third of the notebooks each
+                number = re.search(r"\[(\d\d)_", nodeid)
+                return f"{module}#{int(number[1]) % 3 if number else 0}"
             return module if module in shared else nodeid
 
     return Scheduling(config, log)

@@ -1,8 +1,10 @@
 """`make lab` — the learner's one command — serves JupyterLab on 127.0.0.1 with the notebooks;
-and every notebook, run in it by a real browser as a learner would, shows no error."""
+and every notebook, run in it by a real browser as a learner would — every code cell twice in a
+row (a learner runs cells again) — shows no error."""
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -107,18 +109,39 @@ ALL_BUT_LAST_RAN = f"""() => {{
 }}"""
 
 
+def _doubled(notebook: str) -> str:
+    """A copy of the notebook beside it with every code cell but the last (it stops the lab)
+    twice in a row, the copy right after the cell; returns its name."""
+    source = nbformat.read(PROJECT_DIR / "notebooks" / notebook, as_version=4)
+    code = [cell for cell in source.cells if cell.cell_type == "code"]
+    cells = []
+    for cell in source.cells:
+        cells.append(cell)
+        if cell.cell_type == "code" and cell is not code[-1]:
+            again = copy.deepcopy(cell)
+            again.id = f"{cell.id}-again"
+            cells.append(again)
+    source.cells = cells
+    name = f"twice-{notebook}"  # git-ignored
+    nbformat.write(source, PROJECT_DIR / "notebooks" / name)
+    return name
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_every_notebook_runs_in_a_browser_without_an_error_on_screen(
+def test_every_notebook_runs_twice_per_cell_in_a_browser_without_an_error_on_screen(
         jupyterlab: str, browser: Any, notebook: str) -> None:
-    """Open the notebook in JupyterLab, run every cell but the last, check what the page shows
-    (and, for 01, the Restate UI's page of the original example's saga), then run the last."""
+    """Open the notebook in JupyterLab — every code cell twice in a row, as a learner who runs
+    a cell again — run every cell but the last, check what the page shows (and, for 01, the
+    Restate UI's page of the original example's saga), then run the last. From a fresh kernel,
+    top to bottom, as `pytest --nbmake` runs it once; and each cell's two outputs on screen."""
+    doubled = _doubled(notebook)
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     try:
-        page.goto(f"{jupyterlab}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}"
+        page.goto(f"{jupyterlab}/lab/workspaces/{Path(notebook).stem}/tree/{doubled}"
                   f"?token={TOKEN}")
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                timeout=90_000)
-        _run_all_above_the_last_cell(page, notebook)
+        _run_all_above_the_last_cell(page, doubled)
         page.wait_for_function(ALL_BUT_LAST_RAN, timeout=600_000, polling=500)
         _assert_no_error_on_screen(page, notebook)
         images = [img.get_attribute("src") or "" for img in
@@ -137,6 +160,7 @@ def test_every_notebook_runs_in_a_browser_without_an_error_on_screen(
         _assert_no_error_on_screen(page, notebook)
     finally:
         page.close()
+        (PROJECT_DIR / "notebooks" / doubled).unlink(missing_ok=True)
 
 
 # A cell has started running (or has run).
