@@ -173,7 +173,7 @@ def demo_time(lab: Lab) -> None:
 
 
 def demo_fanout(lab: Lab) -> None:
-    """A fare search asking five airlines at once; one too slow for the deadline; then ten
+    """A fare search asking five airlines at once; one too slow for the deadline; then six
     searches at once, without and with a limit per airline."""
     print("search:", lab.ingress.call("FareSearch", "Search", {"route": "AMS-LIS"}))
     quotes.script("TP", latency=5)

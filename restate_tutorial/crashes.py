@@ -36,7 +36,7 @@ MODES: dict[str, Callable[[Lab], object]] = {
 }
 #: While a crash test runs, each message a handler sends to Restate is held this long, so that
 #: the crash lands right after the entry it aims at, not a few steps later.
-PACE_SECONDS = 0.03
+PACE_SECONDS = 0.02
 
 
 @dataclass

@@ -56,8 +56,10 @@ SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", ".ipynb", "test_
 
 
 # The browser runs every notebook with each cell twice: one after another in one JupyterLab,
-# they would take longer than the rest of the suite; three groups run side by side.
+# they would take longer than the rest of the suite; three groups of about equal length (by
+# notebook number; the rest in group 2) run side by side.
 BROWSER_TESTS = "tests/system/test_make_lab.py"
+BROWSER_GROUPS = {"06": 0, "00": 0, "03": 0, "05": 0, "08": 1, "02": 1, "01": 1}
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -75,7 +77,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             module = nodeid.split("::", 1)[0]
             if module == BROWSER_TESTS:  # three JupyterLabs, a third of the notebooks each
                 number = re.search(r"\[(\d\d)_", nodeid)
-                return f"{module}#{int(number[1]) % 3 if number else 0}"
+                return f"{module}#{BROWSER_GROUPS.get(number[1] if number else '', 2)}"
             return module if module in shared else nodeid
 
     return Scheduling(config, log)

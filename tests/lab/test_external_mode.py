@@ -130,8 +130,7 @@ def test_scenario_suite_passes_in_external_mode(operator: Operator) -> None:
     lab cannot SIGKILL a Restate it does not run)."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not lab_restate",
-         "tests/patterns/test_sagas.py", "tests/patterns/test_event_transactions.py",
-         "tests/patterns/test_event_enrichment.py"],
+         "tests/patterns/test_sagas.py", "tests/patterns/test_event_enrichment.py"],
         cwd=PROJECT_DIR, env=operator.env(), capture_output=True, text=True, timeout=600)
     summary = run.stdout.strip().splitlines()[-1]
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

@@ -4,6 +4,7 @@ own, run by pytest in a subprocess, in each harness mode."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -168,12 +169,21 @@ def test_a_handler_that_raises(restate_ingress, restate_lab):
 '''
 
 
+def _readme_block(containing: str) -> str:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    return next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+                if containing in block)
+
+
 def test_a_users_project_gets_json_the_sdk_client_and_a_clear_timeout(
         pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(A_USERS_PROJECT)
+    """Also the README's examples, as copied: the plain one, and the crash test."""
+    pytester.makepyfile(test_project=A_USERS_PROJECT,
+                        test_readme=_readme_block("def test_greets_by_reference"),
+                        test_readme_crashes=_readme_block("restate_crash_test(start, check)"))
     started = time.monotonic()
     run = pytester.runpytest_subprocess("-q", "--restate-call-timeout", "3")
-    run.assert_outcomes(passed=3, failed=1)
+    run.assert_outcomes(passed=6, failed=1)
     output = run.stdout.str()
     assert time.monotonic() - started < 60, "the failing call did not end after its 3 s"
     # What Restate's records say, in the failure itself; not the plugin's own client code.
@@ -220,7 +230,7 @@ def test_the_readme_example_passes_from_a_wheel_installed_in_a_fresh_venv(
     """Not editable, not in the checkout: the package built as a wheel, installed in a new
     venv (its dependencies are this venv's), used from a directory of its own."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "-w", str(tmp_path / "dist"), str(PROJECT_DIR)],
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(PROJECT_DIR)],
                    check=True, capture_output=True, timeout=300)
     [wheel] = (tmp_path / "dist").glob("restate_tutorial-*.whl")
     assert "restate_tutorial/lab/restate.toml" in zipfile.ZipFile(wheel).namelist()
