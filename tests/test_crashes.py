@@ -5,13 +5,14 @@ ProcessPost pass it — the crash points of the saga are every entry of its jour
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import restate
 from restate import Context, RunOptions
 
-from restate_tutorial.crashes import MODES, crash_test
+from restate_tutorial.crashes import crash_test
 from restate_tutorial.lab import IngressError, Lab
 from restate_tutorial.scenarios import GOOD_CARD, booking
 from restate_tutorial.simulated import social, travel
@@ -28,6 +29,7 @@ orders = restate.Service("CrashTestOrders")
 @orders.handler()
 async def place(ctx: Context, order: str) -> str:
     sent.append(order)  # BUG: not a journaled step
+    await ctx.sleep(timedelta(milliseconds=300))  # a wait: a crash lands in the attempt
     await ctx.run_typed("reserve", lambda: "reserved", RunOptions())
     return await ctx.run_typed("charge", lambda: "charged", RunOptions())
 
@@ -52,8 +54,8 @@ def test_a_side_effect_outside_ctx_run_is_caught_at_the_entry_that_repeats_it(
 
 
 @pytest.mark.parametrize(("card", "mode"), [
-    ("accepted", "restate-server SIGKILL"), ("declined", "restate-server SIGKILL"),
-    ("declined", "service host crash")])  # (accepted × host crash: the same steps, 13 s more)
+    ("declined", "restate-server SIGKILL"), ("accepted", "service host crash")])
+# (Each outcome in the other mode too: `crash_test(lab, start, check)`, about 25 s more each.)
 def test_the_saga_keeps_every_effect_once_whichever_entry_it_crashes_after(
         lab: Lab, card: str, mode: str) -> None:
     """The booking ends as without a crash (a result, or the declined payment's 402), and each
@@ -79,7 +81,7 @@ def test_the_saga_keeps_every_effect_once_whichever_entry_it_crashes_after(
     assert report.entries >= 10 and len(report.runs) == report.entries - 1
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", ["service host crash"])
 def test_process_post_keeps_one_post_and_one_feed_update_whichever_entry_it_crashes_after(
         lab: Lab, mode: str) -> None:
     def start(run: str) -> str:

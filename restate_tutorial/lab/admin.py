@@ -107,15 +107,15 @@ class AdminClient:
 
     def cancel(self, invocation_id: str) -> None:
         """Cancel an invocation: it unwinds (compensations run) and ends with a failure (one
-        that has ended already is left as it is)."""
+        that has ended, or is gone, is left as it is)."""
         self._request("PATCH", f"/invocations/{invocation_id}/cancel",
-                      f"cancel invocation {invocation_id}", allow=(409,))
+                      f"cancel invocation {invocation_id}", allow=(404, 409))
 
     def kill(self, invocation_id: str) -> None:
         """Kill an invocation: it ends at once, with no compensation (one that has ended
-        already is left as it is)."""
+        already, or is gone — a cancelled scheduled call is dropped — is left as it is)."""
         self._request("PATCH", f"/invocations/{invocation_id}/kill",
-                      f"kill invocation {invocation_id}", allow=(409,))
+                      f"kill invocation {invocation_id}", allow=(404, 409))
 
     def restart_as_new(self, invocation_id: str, from_index: int | None = None,
                        deployment: str | None = None) -> str:

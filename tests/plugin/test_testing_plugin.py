@@ -60,26 +60,16 @@ def test_works(restate_lab):
 '''
 
 
-def test_a_non_deterministic_handler_passes_a_plain_run(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(NON_DETERMINISTIC)
-    pytester.runpytest_subprocess("-q").assert_outcomes(passed=1)
-
-
-def test_always_replay_catches_it_with_restates_journal_mismatch(
+def test_the_modes_catch_a_non_deterministic_handler_and_fail_fast_with_the_handlers_error(
         pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(NON_DETERMINISTIC)
+    """Under --restate-always-replay --restate-no-retries: the handler that passes a plain run
+    (the user's project below runs it) fails with Restate's journal mismatch, and the raising
+    one at once with its own error (without the modes: retried until the 20 s timeout)."""
+    pytester.makepyfile(test_moody=NON_DETERMINISTIC, test_broken=RAISES)
     run = pytester.runpytest_subprocess("-q", "--restate-always-replay", "--restate-no-retries")
-    run.assert_outcomes(failed=1)
+    run.assert_outcomes(failed=2)
     output = run.stdout.str()
     assert "IngressError" in output and "mismatch" in output.lower(), output[-3000:]
-
-
-def test_no_retries_fails_fast_with_the_handlers_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(RAISES)
-    run = pytester.runpytest_subprocess("-q", "--restate-no-retries")
-    run.assert_outcomes(failed=1)
-    output = run.stdout.str()
-    # The handler's own error, at once (without the mode: retried until the 20 s timeout).
     assert "HTTP 500: RuntimeError('a bug in the handler')" in output, output[-3000:]
 
 
@@ -106,13 +96,6 @@ def test_waits_for_one_that_never_answers(restate_lab):
     restate_lab.serve(service)
     restate_lab.ingress.call("Forever", "wait", {}, timeout=2)
 '''
-
-
-def test_an_invocation_left_running_does_not_hang_the_session(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(LEAVES_ONE_RUNNING)
-    run = pytester.runpytest_subprocess("-q", timeout=120)  # the session ends: the lab stops
-    run.assert_outcomes(passed=1, failed=1)
-    assert "LabError: No answer from /Forever/wait within 2 s" in run.stdout.str()
 
 
 def test_a_lab_that_cannot_start_says_the_fix_in_one_line(pytester: pytest.Pytester,
@@ -177,13 +160,17 @@ def _readme_block(containing: str) -> str:
 
 def test_a_users_project_gets_json_the_sdk_client_and_a_clear_timeout(
         pytester: pytest.Pytester) -> None:
-    """Also the README's examples, as copied: the plain one, and the crash test."""
-    pytester.makepyfile(test_project=A_USERS_PROJECT,
+    """Also the README's examples, as copied (the plain one, and the crash test); a
+    non-deterministic handler, which passes a plain run; and an invocation left running,
+    which does not hang the session (the lab stops with it)."""
+    pytester.makepyfile(test_project=A_USERS_PROJECT, test_moody=NON_DETERMINISTIC,
+                        test_forever=LEAVES_ONE_RUNNING,
                         test_readme=_readme_block("def test_greets_by_reference"),
                         test_readme_crashes=_readme_block("restate_crash_test(start, check)"))
     started = time.monotonic()
-    run = pytester.runpytest_subprocess("-q", "--restate-call-timeout", "3")
-    run.assert_outcomes(passed=6, failed=1)
+    run = pytester.runpytest_subprocess("-q", "--restate-call-timeout", "3", timeout=180)
+    run.assert_outcomes(passed=8, failed=2)
+    assert "LabError: No answer from /Forever/wait within 2 s" in run.stdout.str()
     output = run.stdout.str()
     assert time.monotonic() - started < 60, "the failing call did not end after its 3 s"
     # What Restate's records say, in the failure itself; not the plugin's own client code.
