@@ -19,6 +19,7 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
 ``logbook``     handler logs kept for the notebooks, one line per failed attempt.
 ``scenarios``   the original example's data: services, subscriptions, booking, posts.
 ``course/``     the notebooks' exercises (checks), their solutions and notebook helpers.
-Tools: ``testing`` (the pytest plugin), ``soak`` (the chaos soak) and ``__main__`` (the CLI:
-``python -m restate_tutorial up | demo | soak | skip-record``); nothing imports the CLI.
+Tools: ``testing`` (the pytest plugin), ``crashes`` (a handler crash-tested at every journal
+entry), ``soak`` (the chaos soak) and ``__main__`` (the CLI: ``python -m restate_tutorial up |
+demo | soak | skip-record | install-restate``); nothing imports the CLI.
 """
