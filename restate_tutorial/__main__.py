@@ -176,9 +176,9 @@ def demo_fanout(lab: Lab) -> None:
     """A fare search asking five airlines at once; one too slow for the deadline; then six
     searches at once, without and with a limit per airline."""
     print("search:", lab.ingress.call("FareSearch", "Search", {"route": "AMS-LIS"}))
-    quotes.script("TP", latency=5)
-    print("TP slow, deadline 1 s:", lab.ingress.call("FareSearch", "Search",
-                                                     {"route": "AMS-LIS", "deadline_seconds": 1}))
+    quotes.script("TP", latency=10)
+    print("TP slow, deadline 3 s:", lab.ingress.call("FareSearch", "Search",
+                                                     {"route": "AMS-LIS", "deadline_seconds": 3}))
     print("six searches at once without a limit (each ERROR line: a 429, retried by Restate):")
     print(searches_at_once(lab, 6, "SearchUnlimited"))
     print("six searches at once, at most 2 quotes per airline (AirlinePermits):")
