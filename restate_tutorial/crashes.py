@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import views
-from .lab import Lab, LabError
+from .lab import Lab, wait_until
 from .lab.admin import sql_string
 
 MODES: dict[str, Callable[[Lab], object]] = {
@@ -125,12 +125,12 @@ def _journal_length(lab: Lab, invocation: str) -> int:
 
 
 def _wait_for_entry(lab: Lab, invocation: str, k: int, timeout: float) -> int:
-    """Poll until the journal holds entry ``k`` (or the run has ended); returns its length."""
-    deadline = time.monotonic() + timeout
-    while True:
-        length = _journal_length(lab, invocation)
-        if length > k:
-            return length
-        if time.monotonic() > deadline:
-            raise LabError(f"{invocation} never journaled entry {k} within {timeout:g} s")
-        time.sleep(0.003)
+    """Poll until the journal holds entry ``k``; returns its length at that moment."""
+    length = [0]
+
+    def journaled() -> bool:
+        length[0] = _journal_length(lab, invocation)
+        return length[0] > k
+
+    wait_until(journaled, timeout, f"entry {k} in the journal of {invocation}", interval=0.003)
+    return length[0]

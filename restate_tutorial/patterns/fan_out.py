@@ -80,13 +80,12 @@ def parse_search(request: Any) -> tuple[str, float]:
 async def _search(ctx: Context, request: Any, quote: Any) -> dict[str, Any]:
     route, deadline = parse_search(request)
     # Fan out: one call per airline, all started before any is awaited.
-    calls = {airline: ctx.service_call(quote, arg={"airline": airline, "route": route})
-             for airline in quotes.AIRLINES}
+    waiting = {airline: ctx.service_call(quote, arg={"airline": airline, "route": route})
+               for airline in quotes.AIRLINES}
     # The deadline: a durable timer, raced against the calls.
     timer = ctx.sleep(timedelta(seconds=deadline), name="deadline")
     fares: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
-    waiting = dict(calls)
     # Fan in, in the order the answers arrive, until all are in or the timer fires.
     async for done in restate.as_completed(timer, *waiting.values()):
         if done is timer:
