@@ -210,8 +210,7 @@ def _assert_the_ui_shows_the_seed_saga(browser: Any, notebook_page: Any) -> None
     link = notebook_page.locator("a[href*='/ui/invocations/inv_']").first.get_attribute("href")
     ui = browser.new_page(viewport={"width": 1440, "height": 900})
     try:
-        ui.goto(link)
-        ui.get_by_text("throws").first.wait_for(timeout=30_000)
+        _open_until_shown(ui, link, "throws")
         text = re.sub(r"\s+", "", ui.inner_text("body"))
         expected = [r"call\(Flights\)\.Reserve", r"call\(CarRentals\)\.Reserve",
                     r'run\("charge"\)→Thispaymentshouldneverbeaccepted', r'run\("refund"\)',
@@ -224,3 +223,22 @@ def _assert_the_ui_shows_the_seed_saga(browser: Any, notebook_page: Any) -> None
     finally:
         ui.close()
 
+
+
+def _open_until_shown(page: Any, url: str, text: str) -> None:
+    """Open a Restate UI page until it shows `text`. The UI is a single-page app that asks the
+    admin API's query engine for the journal; on a loaded machine its first load can stall, so
+    load it again once before failing (with a screenshot)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(2):
+        page.goto(url)
+        try:
+            page.get_by_text(text).first.wait_for(timeout=60_000)
+            return
+        except PlaywrightTimeout:
+            SCREENSHOTS.mkdir(exist_ok=True)
+            shot = SCREENSHOTS / f"restate-ui-load-{attempt}.png"
+            page.screenshot(path=str(shot))
+    pytest.fail(f"The Restate UI's page {url} did not show {text!r} in two loads of 60 s "
+                f"(screenshots in {SCREENSHOTS})")
