@@ -83,3 +83,29 @@ def searches_at_once(lab: Lab, count: int, handler: str = "Search",
             "seconds": round(time.monotonic() - started, 1),
             "most at once (an airline)": max(quotes.peaks().values()),
             "refused (429)": quotes.ledger.count("429"), "quotes": quotes.ledger.count("quote")}
+
+
+#: Set to use a real model (the OpenAI client's own OPENAI_BASE_URL / OPENAI_API_KEY) instead.
+REAL_MODEL_SWITCH = "RESTATE_TUTORIAL_REAL_MODEL"
+_scripted_model: dict[str, Any] = {}
+_scripted_model_lock = threading.Lock()
+
+
+def serve_scripted_model() -> str:
+    """Serve the scripted model (``simulated/model.py``) on loopback, once per process, and
+    point the OpenAI client at it; its base URL. With ``RESTATE_TUTORIAL_REAL_MODEL=1`` set,
+    nothing is started: the agent uses whatever ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` say."""
+    import os
+
+    from .lab import ServiceHost
+    from .simulated import model
+
+    if os.environ.get(REAL_MODEL_SWITCH):
+        return os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    with _scripted_model_lock:
+        if "host" not in _scripted_model:
+            _scripted_model["host"] = ServiceHost(model.app).start()
+        url = f"{_scripted_model['host'].url}/v1"
+    os.environ["OPENAI_BASE_URL"] = url
+    os.environ["OPENAI_API_KEY"] = "scripted-model"  # any key: it checks none
+    return url

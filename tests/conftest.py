@@ -16,7 +16,15 @@ os.environ.setdefault("RESTATE_TUTORIAL_POLL_SECONDS", "0.3")
 
 from restate_tutorial.lab import Lab  # noqa: E402
 from restate_tutorial.scenarios import SERVICES  # noqa: E402
-from restate_tutorial.simulated import bank, fares, mailer, quotes, social, travel  # noqa: E402
+from restate_tutorial.simulated import (  # noqa: E402
+    bank,
+    fares,
+    mailer,
+    model,
+    quotes,
+    social,
+    travel,
+)
 
 from .services import inbox  # noqa: E402
 
@@ -42,10 +50,10 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fresh_ledgers() -> Iterator[None]:
     """Empty ledgers and no scripted failures in the simulated systems, before and after."""
-    for simulated in (travel, social, bank, fares, mailer, quotes):
+    for simulated in (travel, social, bank, fares, mailer, quotes, model):
         simulated.reset()
     yield
-    for simulated in (travel, social, bank, fares, mailer, quotes):
+    for simulated in (travel, social, bank, fares, mailer, quotes, model):
         simulated.reset()
 
 
