@@ -9,7 +9,8 @@
              book_flight   → BookingWorkflow/Run        (notebook 01's saga), but over
                              APPROVAL_OVER euros → TripApproval/Run first (notebook 07: a
                              person decides; the agent waits, durably, for days if need be)
-      the conversation's history: the object's state "items" (one conversation at a time)
+      the conversation's history: the object's state "items", written when the turn is over
+      (a virtual object: one message of a conversation at a time)
 
 The budget rule lives in the tool's code, not in the prompt: no answer of a model can book an
 expensive trip without a person's yes. A model answer that cannot be used (a tool that does not
@@ -137,15 +138,19 @@ async def converse(ctx: ObjectContext, request: Any, agent: Agent[Any]) -> dict[
     """One turn of the conversation ``ctx.key()`` with ``agent``: the reply and its cost."""
     message = parse_message(request)
     use_a_model_client_of_this_loop()
+    history = await ctx.get("items", type_hint=list) or []
     try:
-        # The agent loop: every model answer and every tool result is journaled.
-        result = await DurableRunner.run(agent, message, use_restate_session=True,
+        # The agent loop: each model answer is journaled, and each tool journals its own steps.
+        result = await DurableRunner.run(agent, [*history, {"role": "user", "content": message}],
                                          run_options=MODEL_CALL, max_turns=MAX_TURNS)
     except (ModelBehaviorError, MaxTurnsExceeded) as error:
         # The model's journaled answer is unusable: retrying would replay it. Say so, stop.
         return {"reply": "Sorry, that went wrong on my side and nothing was done: "
                          f"{error}. Please say it again.", "conversation": ctx.key(),
                 "error": type(error).__name__}
+    # The history is written once the turn is over. (Not DurableRunner's session, which also
+    # writes it when a tool raises: the retry then takes another path — a journal mismatch.)
+    ctx.set("items", result.to_input_list())
     usage = result.context_wrapper.usage
     return {"reply": str(result.final_output), "conversation": ctx.key(),
             "model_calls": len(result.raw_responses), "tokens": usage.total_tokens}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import uuid
 
-from .ledger import Ledger
+from .ledger import Ledger, ScriptedFailures
 
 ledger = Ledger("mailer")
+failures = ScriptedFailures()
 _sending = threading.Lock()
 
 
@@ -28,6 +29,7 @@ def notify(to: str, subject: str, body: str, message_id: str) -> None:
         repeat = ledger.count("notify", message_id=message_id) > 0
         ledger.record("notify (repeated)" if repeat else "notify", to=to, subject=subject,
                       body=body, message_id=message_id)
+    failures.check_answer("notify")
 
 
 def inbox(to: str) -> list[dict[str, str]]:
@@ -38,3 +40,4 @@ def inbox(to: str) -> list[dict[str, str]]:
 
 def reset() -> None:
     ledger.clear()
+    failures.clear()

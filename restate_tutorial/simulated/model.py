@@ -13,9 +13,9 @@ real ``openai`` / ``openai-agents`` packages talk to it (base URL pointed at it,
 
 It calls only the tools the request offers. Every answered call is billed (``ledger``: tokens
 and cents); a call whose whole prompt was answered before is billed as ``call (repeated)`` —
-a step run again. ``fail_next(2)`` answers the next two calls with 503; ``answer_badly_next()``
-makes the next tool call unusable (arguments that are not JSON); ``call_unknown_tool_next()``
-calls a tool no agent has.
+a step run again. ``fail_next(2)`` answers the next two calls with 503 (``after=1``: once one
+more call is answered); ``answer_badly_next()`` makes the next tool call unusable (arguments
+that are not JSON); ``call_unknown_tool_next()`` calls a tool no agent has.
 """
 
 from __future__ import annotations
@@ -41,12 +41,16 @@ TOOL_ERROR = "An error occurred while calling the tool"
 
 _lock = threading.Lock()
 _answered: set[str] = set()
-_script: dict[str, int] = {"503": 0, "bad arguments": 0, "unknown tool": 0}
+_script: dict[str, int] = {"503": 0, "answer first": 0, "bad arguments": 0,
+                          "unknown tool": 0}
 
 
-def fail_next(times: int = 1) -> None:
-    """The next ``times`` calls answer 503 (overloaded) and are not billed."""
-    _add("503", times)
+def fail_next(times: int = 1, *, after: int = 0) -> None:
+    """``times`` calls answer 503 (overloaded, not billed), once ``after`` more have been
+    answered: ``fail_next(1, after=1)`` fails the second call from now."""
+    with _lock:
+        _script["answer first"] = after
+        _script["503"] += times
 
 
 def answer_badly_next(times: int = 1) -> None:
@@ -80,12 +84,18 @@ def bill() -> dict[str, float]:
             "tokens": tokens, "cents": round(tokens * CENTS_PER_1K_TOKENS / 1000, 4)}
 
 
+def clear_script() -> None:
+    """No scripted failure is pending any more."""
+    with _lock:
+        for what in _script:
+            _script[what] = 0
+
+
 def reset() -> None:
+    clear_script()
     with _lock:
         ledger.clear()
         _answered.clear()
-        for what in _script:
-            _script[what] = 0
 
 
 # -- The script: what the model answers ------------------------------------------------------
@@ -185,7 +195,7 @@ def _json(text: str) -> Any:
 
 def complete(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Answer one chat-completions request body: (HTTP status, response body)."""
-    if _take("503"):
+    if not _take("answer first") and _take("503"):
         ledger.record("503")
         return 503, {"error": {"message": "The model is overloaded, try again (scripted)",
                                "type": "server_error"}}

@@ -21,6 +21,7 @@ from restate_tutorial.course.exercises import CheckResult, checking
 from restate_tutorial.course.solutions import (
     delivery_tracker,
     early_updates,
+    email_tool,
     escalation,
     first_three,
     hotel_saga,
@@ -29,6 +30,7 @@ from restate_tutorial.course.solutions import (
     paced_search,
     patient_feed,
     snooze,
+    spend_cap,
     strict_feed,
     withdraw_request,
 )
@@ -51,6 +53,8 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "8.2": (exercises.check_give_up_watch, limited_watch, "limited_watch"),
     "9.1": (exercises.check_first_three, first_three, "quick_search"),
     "9.2": (exercises.check_paced_search, paced_search, "user_search"),
+    "10.1": (exercises.check_email_tool, email_tool, "itinerary_agent"),
+    "10.2": (exercises.check_spend_cap, spend_cap, "frugal_agent"),
 }
 
 pytestmark = pytest.mark.usefixtures("fresh_ledgers")
@@ -143,10 +147,13 @@ def test_a_handler_that_never_answers_is_given_up_on_and_killed(
     assert exercises.check_delivered(lab).passed
 
 
-def _replace(old: str, new: str) -> Callable[[str], str]:
+def _replace(*old_new: str) -> Callable[[str], str]:
+    """An edit: each ``old`` text replaced by the ``new`` after it (old, new, old, new…)."""
     def edit(source: str) -> str:
-        assert old in source, old
-        return source.replace(old, new)
+        for old, new in zip(old_new[::2], old_new[1::2], strict=True):
+            assert old in source, old
+            source = source.replace(old, new)
+        return source
     return edit
 
 
@@ -303,6 +310,40 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "9.2 a burst of three allowed": ("9.2", _replace(
         "per_second=1)", "per_second=1, burst=3)"),
         "1 s apart"),
+    "10.1 the tool written but not offered to the agent": ("10.1", _replace(
+        "tools=[agent.search_fares, email_itinerary]", "tools=[agent.search_fares]"),
+        "none was sent"),
+    "10.1 the email sent outside a journaled step": ("10.1", _replace(
+        """    message_id = await unique_key(ctx, "message id")
+    await ctx.run_typed("email itinerary", mailer.notify, to=address, subject="Your trip",
+                        body=f"The itinerary of conversation {ctx.key()}",
+                        message_id=message_id)""",
+        """    mailer.notify(to=address, subject="Your trip", message_id=str(uuid.uuid4()),
+                  body=f"The itinerary of conversation {ctx.key()}")"""),
+        "3 emails"),
+    "10.1 a journaled step, but a new message id in every attempt": ("10.1", _replace(
+        """    message_id = await unique_key(ctx, "message id")
+    await ctx.run_typed(""", """    message_id = str(uuid.uuid4())
+    await ctx.run_typed("""), "2 emails"),
+    "10.2 the cap checked after the model was asked": ("10.2", _replace(
+        """    if spent >= CAP_TOKENS:
+        return {"reply": f"This conversation has used its {CAP_TOKENS} tokens.", "tokens": 0}
+    answer = await agent.converse(ctx, request, agent.travel_assistant)""",
+        """    answer = await agent.converse(ctx, request, agent.travel_assistant)
+    if spent >= CAP_TOKENS:
+        return {"reply": f"This conversation has used its {CAP_TOKENS} tokens.", "tokens": 0}"""),
+        "never after"),
+    "10.2 one total for every conversation": ("10.2", _replace(
+        """    spent = await ctx.get("tokens", type_hint=int) or 0""",
+        """    spent = SPENT.setdefault("all", 0)""",
+        """    ctx.set("tokens", spent + answer.get("tokens", 0))""",
+        """    SPENT["all"] = spent + answer.get("tokens", 0)""", "CAP_TOKENS = 600",
+        "CAP_TOKENS = 600\nSPENT: dict = {}"),
+        "another conversation"),
+    "10.2 only the last turn's tokens kept": ("10.2", _replace(
+        'ctx.set("tokens", spent + answer.get("tokens", 0))',
+        'ctx.set("tokens", answer.get("tokens", 0))'),
+        "never after"),
 }
 
 
