@@ -7,12 +7,12 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
                 ``approvals`` (a workflow that waits for a person), ``secure_booking``
                 (a saga step that waits for another system's callback), ``schedules``
                 (delayed calls, a recurring chain, cron), ``fan_out`` (many calls at once, a
-                deadline, a limit per airline, a rate limit), ``versions`` (code changed in
-                flight); ``keys`` and ``payloads`` are what they share (journaled keys, input
+                deadline, a limit per airline, a rate limit), ``agent`` (a durable AI agent),
+                ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they share (journaled keys, input
                 checked at the edge).
 ``simulated/``  the downstream systems the patterns call (flights, payments, social media,
-                moderation, mailer, airline, bank, fares, quotes) — not Restate; each keeps a ledger
-                to assert on.
+                moderation, mailer, airline, bank, fares, quotes, a language model) — not
+                Restate; each keeps a ledger to assert on.
 ``lab/``        the runtime: a real restate-server (or cluster), a Kafka broker and the service
                 host, driven from Python (``Lab``, ``AdminClient``, ``IngressClient``).
 ``views``       what Restate recorded, drawn: journals, state, invocations, timelines.

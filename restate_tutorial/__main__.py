@@ -26,6 +26,7 @@ from .scenarios import (
     SERVICES,
     SUBSCRIPTIONS,
     searches_at_once,
+    serve_scripted_model,
 )
 from .simulated import bank, fares, mailer, quotes, social
 
@@ -51,17 +52,26 @@ def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
     signal.signal(signal.SIGINT, interrupt)
     topics = sorted({topic for topic, _, _ in SUBSCRIPTIONS})
     ports = LabPorts.free(nodes) if free_ports else LabPorts.seed(nodes)
-    with Lab(SERVICES, ports=ports, topics=topics) as lab:
+    model_url = serve_scripted_model()
+    with Lab(_every_service(), ports=ports, topics=topics) as lab:
         if not no_subscribe:
             for topic, service, handler in SUBSCRIPTIONS:
                 lab.subscribe(topic, service, handler)
         bank.connect(lab.server.ingress_url)  # the simulated bank answers 3-D Secure there
-        print(lab.ready_line(), "· Ctrl-C stops", flush=True)
+        print(lab.ready_line(), "· model", model_url, "· Ctrl-C stops", flush=True)
         try:
             stop.wait()
         except KeyboardInterrupt:
             pass
         print("Stopping the lab…", flush=True)
+
+
+def _every_service() -> list[object]:
+    """SERVICES and the agent of notebook 10 (imported here only: the Agents SDK takes a
+    second or two to import, which nothing else needs to wait for)."""
+    from .patterns import agent
+
+    return [*SERVICES, *agent.services]
 
 
 def skip(subscription: str, partition: int, offset: int, admin_url: str, kafka: str) -> None:
@@ -185,14 +195,37 @@ def demo_fanout(lab: Lab) -> None:
     print(searches_at_once(lab, 6, "Search"))
 
 
+def demo_agent(lab: Lab) -> None:
+    """A conversation with the travel agent: a search, then a booking the travel desk approves;
+    the model's bill."""
+    from .simulated import model
+
+    ask = {"text": "flights from AMS to LIS"}
+    print("you:  ", ask["text"])
+    print("agent:", lab.ingress.call("TravelAgent", "Message", ask, key="demo")["reply"])
+    print("you:   book KL for Ada Lovelace   (€240: over the €200 rule)")
+    turn = lab.ingress.send("TravelAgent", "Message", {"text": "book KL for Ada Lovelace"},
+                            key="demo")
+    wait_until(lambda: mailer.inbox("travel-desk@example.com"), 30, "the approval request")
+    request = mailer.inbox("travel-desk@example.com")[-1]
+    print("travel desk's inbox:", request["subject"], "→ approved")
+    trip = request["subject"].removeprefix("Approve trip ").removesuffix("?")
+    lab.ingress.call("TripApproval", "Decide", {"approved": True, "by": "Grace", "reason": "ok"},
+                     key=trip)
+    print("agent:", lab.ingress.attach(turn)["reply"])
+    print(views.sequence(lab.admin, turn))
+    print("the model's bill:", model.bill())
+
+
 DEMOS: dict[str, Callable[[Lab], None]] = {
     "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
     "enrichment": demo_enrichment, "approvals": demo_approvals, "time": demo_time,
-    "fanout": demo_fanout}
+    "fanout": demo_fanout, "agent": demo_agent}
 
 
 def demo(names: list[str]) -> None:
-    with Lab(SERVICES) as lab:
+    serve_scripted_model()
+    with Lab(_every_service()) as lab:
         for name in names or list(DEMOS):
             print(f"== demo {name}")
             DEMOS[name](lab)

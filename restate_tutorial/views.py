@@ -341,7 +341,21 @@ def _outcome(value: dict[str, Any]) -> str:
         failure = value["Failure"] or {}
         return f"✗ [{failure.get('code')}] {failure.get('message')}"
     success = value.get("Success")
-    return f"✓ {success}" if success not in (None, [], "") else "✓"
+    return f"✓ {_model_answer(success) or success}" if success not in (None, [], "") else "✓"
+
+
+def _model_answer(result: Any) -> str | None:
+    """A journaled model answer (the OpenAI Agents SDK's, via DurableRunner's "call LLM" step)
+    in a few words: the tools it asks for, or the start of its text; None if it is not one."""
+    try:
+        output = json.loads(result)["output"]
+        calls = [f"{item['name']}({item['arguments']})" for item in output
+                 if item.get("type") == "function_call"]
+        texts = [part.get("text", "") for item in output if item.get("type") == "message"
+                 for part in item.get("content", [])]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+    return ("asks for " + ", ".join(calls)) if calls else f"answers “{' '.join(texts)}”"
 
 
 def _decode(value: Any) -> Any:

@@ -38,6 +38,7 @@ MAX_TIMEOUT_SECONDS = 7 * 86_400
 DEFAULT_TIMEOUT_SECONDS = 86_400
 DECISION = "decision"
 
+log = restate.getLogger("restate_tutorial.patterns.approvals")
 trip_approval = restate.Workflow("TripApproval")
 
 
@@ -56,6 +57,7 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     message_id = await unique_key(ctx, "message id")
     await ctx.run_typed("notify approver", mailer.notify, RunOptions(), approver,
                         f"Approve trip {trip}?", _decide_curl(trip, approver), message_id)
+    log.info(f"Asked {approver} to approve trip {trip}")
 
     # Wait for the decision or the deadline, whichever comes first (both durable).
     decision = ctx.promise(DECISION, type_hint=dict)

@@ -140,6 +140,10 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
         seed = httpx.post(f"{ingress}/BookingWorkflow/trip123/Run", json=SEED_BOOKING, timeout=30)
         assert seed.status_code == 402
         assert seed.json()["message"] == "This payment should never be accepted! Aborting booking."
+        # The README's agent curl: the scripted model serves `up`'s TravelAgent.
+        agent = httpx.post(f"{ingress}/TravelAgent/ada/Message",
+                           json={"text": "flights from AMS to LIS"}, timeout=30)
+        assert agent.json()["reply"].startswith("The best fare for AMS-LIS is"), agent.text
         # `up` subscribed the seed's topics: a record on social-media-posts gets processed.
         admin = ready.split("admin ")[1].split()[0]
         kafka = KafkaBroker(bootstrap_servers=ready.split("Kafka ")[1].split()[0])
@@ -221,7 +225,9 @@ def test_make_demo_prints_the_seed_style_logs() -> None:
                  "== demo approvals", "trip-rejected: [403] rejected by Ada: demo",
                  "trip-expired: [408] trip trip-expired: no decision within 3 s",
                  "== demo fanout", "'partial': True, 'late': ['TP']",
-                 "'most at once (an airline)': 2, 'refused (429)': 0"):
+                 "'most at once (an airline)': 2, 'refused (429)': 0",
+                 "== demo agent", "agent: Booked KL AMS-LIS for Ada Lovelace: €240",
+                 "asks for book_flight"):
         assert line in out, line
     assert "Traceback" not in out
 
