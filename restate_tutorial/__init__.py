@@ -8,8 +8,8 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
                 (a saga step that waits for another system's callback), ``schedules``
                 (delayed calls, a recurring chain, cron), ``fan_out`` (many calls at once, a
                 deadline, a limit per airline, a rate limit), ``agent`` (a durable AI agent),
-                ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they share (journaled keys, input
-                checked at the edge).
+                ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they
+                share (journaled keys, input checked at the edge).
 ``simulated/``  the downstream systems the patterns call (flights, payments, social media,
                 moderation, mailer, airline, bank, fares, quotes, a language model) — not
                 Restate; each keeps a ledger to assert on.
