@@ -16,7 +16,7 @@ from restate_tutorial.crashes import crash_test
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.patterns import agent
 from restate_tutorial.scenarios import serve_scripted_model
-from restate_tutorial.simulated import mailer, model, quotes, travel
+from restate_tutorial.simulated import mailer, model, quotes
 from restate_tutorial.views import journal
 
 from ..ledgers import one_saga, saga_effects
@@ -185,27 +185,27 @@ def test_the_same_message_sent_twice_with_an_idempotency_key_is_answered_once(
 
 
 @pytest.mark.parametrize("mode", ["service host crash"])
-# (restate-server SIGKILL at every entry too: `crash_test(lab, start, check)`, ~40 s more.)
+# (restate-server SIGKILL too: `crash_test(lab, start, check)`; a turn that books as well:
+# `benchmarks/agent_billing.py`, both modes — about a minute more each here.)
 def test_a_turn_keeps_every_effect_once_whichever_entry_it_crashes_after(
         agent_lab: Lab, mode: str) -> None:
-    """Search and book in one message, crashed after each journal entry in turn: five quotes,
-    one booking, three model answers journaled — a model call cut off by the crash before its
-    answer was journaled is the only one billed again."""
+    """A turn of the loop (the model asks for a search, the search, the model answers), crashed
+    after each journal entry in turn: five quotes, two model answers journaled — a model call
+    cut off by the crash before its answer was journaled is the only one billed again."""
     def start(run: str) -> str:
-        for simulated in (quotes, model, travel):
+        for simulated in (quotes, model):
             simulated.reset()
-        return agent_lab.ingress.send("TravelAgent", "Message", {"text": SEARCH_AND_BOOK},
+        return agent_lab.ingress.send("TravelAgent", "Message", {"text": SEARCH},
                                       key=conversation())
 
     def check(run: str, invocation_id: str) -> None:
         reply = agent_lab.ingress.attach(invocation_id)["reply"]
-        assert reply.startswith("Booked TP AMS-LIS for Ada Lovelace"), reply
+        assert reply.startswith(BEST), reply
         assert quotes.ledger.count("quote") == 5
-        assert saga_effects() == one_saga(declined=False), saga_effects()
         bill = model.bill()
-        assert bill["calls"] - bill["repeated"] == 3 and bill["repeated"] <= 1, \
+        assert bill["calls"] - bill["repeated"] == 2 and bill["repeated"] <= 1, \
             model.ledger.history()
 
     report = crash_test(agent_lab, start, check, modes=[mode])
     report.assert_safe()
-    assert report.entries >= 10
+    assert report.entries >= 8

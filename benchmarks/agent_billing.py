@@ -1,0 +1,72 @@
+"""The durable agent's bill (figures only): model calls billed for one turn that searches and
+books, without a crash and with a crash after each entry of the turn's journal in turn
+(restate-server SIGKILLed; the service host crashed).
+
+    .venv/bin/python benchmarks/agent_billing.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from restate_tutorial.crashes import MODES, CrashReport, crash_test  # noqa: E402
+from restate_tutorial.lab import Lab  # noqa: E402
+from restate_tutorial.patterns import agent, approvals, fan_out, sagas  # noqa: E402
+from restate_tutorial.scenarios import serve_scripted_model  # noqa: E402
+from restate_tutorial.simulated import model, quotes, travel  # noqa: E402
+
+TURNS = 10
+TEXT = "flights from AMS to LIS, book it for Ada Lovelace"
+SERVICES = [agent.travel_agent, fan_out.fare_search, fan_out.airlines, fan_out.airline_permits,
+            sagas.flights, sagas.car_rentals, sagas.booking_workflow, approvals.trip_approval]
+
+
+def reset() -> None:
+    for simulated in (model, quotes, travel):
+        simulated.reset()
+
+
+def main() -> None:
+    serve_scripted_model()
+    model.LATENCY = 0.05
+    with Lab(SERVICES) as lab:
+        reset()
+        started = time.perf_counter()
+        for _ in range(TURNS):
+            lab.ingress.call("TravelAgent", "Message", {"text": TEXT}, key=uuid.uuid4().hex)
+        took = (time.perf_counter() - started) / TURNS
+        bill = model.bill()
+        print(f"no crash: {TURNS} turns, {bill['calls']} model calls billed "
+              f"({bill['calls'] / TURNS:g} a turn), {bill['repeated']} repeated, "
+              f"{bill['tokens'] / TURNS:.0f} tokens a turn, {took:.2f} s a turn")
+        for mode in MODES:
+            report, bills = crash_runs(lab, mode)
+            repeats = Counter(int(b["repeated"]) for b in bills)
+            print(f"{mode}, after each of {report.entries} entries: {len(bills)} runs, "
+                  f"{sum(b['calls'] for b in bills):g} model calls billed "
+                  f"({sum(b['calls'] - b['repeated'] for b in bills):g} first asks + "
+                  f"{sum(b['repeated'] for b in bills):g} repeats); runs by repeats: "
+                  f"{dict(sorted(repeats.items()))}; broken: {len(report.broken)}")
+
+
+def crash_runs(lab: Lab, mode: str) -> tuple[CrashReport, list[dict[str, float]]]:
+    """The turn crashed after each entry in turn, and the model's bill of each run."""
+    bills: list[dict[str, float]] = []
+
+    def start(run: str) -> str:
+        reset()
+        return lab.ingress.send("TravelAgent", "Message", {"text": TEXT}, key=uuid.uuid4().hex)
+
+    def check(run: str, invocation_id: str) -> None:
+        lab.ingress.attach(invocation_id)
+        bills.append(model.bill())
+
+    return crash_test(lab, start, check, modes=[mode]), bills
+
+if __name__ == "__main__":
+    main()
