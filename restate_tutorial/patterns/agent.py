@@ -115,18 +115,20 @@ travel_assistant = Agent(name="TravelAgent", model=MODEL, instructions=instructi
                          tools=[search_fares, book_flight])
 
 
-_model_client: dict[str, Any] = {}
+#: The model client of each event loop that has run the agent, newest last.
+_model_clients: list[tuple[asyncio.AbstractEventLoop, AsyncOpenAI]] = []
 
 
 def use_a_model_client_of_this_loop() -> None:
     """The Agents SDK shares one HTTP client per process, bound to the event loop that used it
     first. A service host restarted in this process (the lab's crashes) runs a new loop: hand
-    the SDK a client of its own. ``max_retries=0``: Restate alone retries a failed model call,
-    with the journal to show for it."""
+    the SDK a client of its own. The old ones are kept: dropped, each would try to close its
+    connections on its loop, which is closed. ``max_retries=0``: Restate alone retries a failed
+    model call, with the journal to show for it."""
     loop = asyncio.get_running_loop()
-    if _model_client.get("loop") is not loop:
-        _model_client["loop"] = loop
-        set_default_openai_client(AsyncOpenAI(max_retries=0, timeout=60), use_for_tracing=False)
+    if not _model_clients or _model_clients[-1][0] is not loop:
+        _model_clients.append((loop, AsyncOpenAI(max_retries=0, timeout=60)))
+        set_default_openai_client(_model_clients[-1][1], use_for_tracing=False)
 
 
 def parse_message(request: Any) -> str:

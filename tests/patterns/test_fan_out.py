@@ -135,7 +135,9 @@ def test_permits_hold_the_limit_for_50_searches_through_a_restate_crash(lab: Lab
     lab.server.restart()
     results = [lab.ingress.attach(search_id, timeout=120) for search_id in ids]
     assert all(len(r["fares"]) == 5 and not r["partial"] for r in results)
-    assert max(quotes.peaks().values()) == quotes.CAPACITY  # never more, and busy
+    # Never more. (Not "exactly": on a loaded machine a permit can be back before the next
+    # quote starts, so an airline may never have had two at once.)
+    assert max(quotes.peaks().values()) <= quotes.CAPACITY
     assert quotes.ledger.count("429") == 0
     assert quotes.ledger.count("quote") == 250
     wait_until(lambda: permits_free(lab), 30, "every permit back")

@@ -17,7 +17,7 @@ import httpx
 import nbformat
 import pytest
 
-from restate_tutorial.lab import free_port, wait_until
+from restate_tutorial.lab import LabError, free_port, wait_until
 from restate_tutorial.lab.binaries import PROJECT_DIR
 
 NOTEBOOKS = sorted(p.name for p in (PROJECT_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -211,10 +211,18 @@ def _assert_the_ui_shows_the_seed_saga(browser: Any, notebook_page: Any) -> None
     ui = browser.new_page(viewport={"width": 1440, "height": 900})
     try:
         _open_until_shown(ui, link, "throws")
-        text = re.sub(r"\s+", "", ui.inner_text("body"))
         expected = [r"call\(Flights\)\.Reserve", r"call\(CarRentals\)\.Reserve",
                     r'run\("charge"\)→Thispaymentshouldneverbeaccepted', r'run\("refund"\)',
                     r"call\(CarRentals\)\.Cancel", r"call\(Flights\)\.Cancel"]
+
+        def listed() -> bool:  # the entries' values fill in after the list ("→ Result" first)
+            return bool(re.search(".*".join(expected), re.sub(r"\s+", "", ui.inner_text("body"))))
+
+        try:
+            wait_until(listed, 30, "the journal's values on the Restate UI's page")
+        except LabError:
+            pass
+        text = re.sub(r"\s+", "", ui.inner_text("body"))
         if not re.search(".*".join(expected), text):
             SCREENSHOTS.mkdir(exist_ok=True)
             ui.screenshot(path=str(SCREENSHOTS / "01_restate_ui.png"))
