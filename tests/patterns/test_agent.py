@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from restate import RunOptions
 
 from restate_tutorial.crashes import crash_test
 from restate_tutorial.lab import IngressError, Lab, wait_until
@@ -209,3 +210,17 @@ def test_a_turn_keeps_every_effect_once_whichever_entry_it_crashes_after(
     report = crash_test(agent_lab, start, check, modes=[mode])
     report.assert_safe()
     assert report.entries >= 8
+
+
+def test_a_model_that_stays_down_fails_the_turn_clearly_and_loses_nothing(
+        agent_lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the step's last attempt the turn fails with the model's error; the conversation's
+    history is as before, and the next message is answered."""
+    monkeypatch.setattr(agent, "MODEL_CALL", RunOptions(max_attempts=2))
+    key = conversation()
+    model.fail_next(2)
+    with pytest.raises(IngressError) as failed:
+        say(agent_lab, key, SEARCH)
+    assert "503" in failed.value.message and "overloaded" in failed.value.message, failed.value
+    assert agent_lab.ingress.get("TravelAgent", "History", key=key) == []
+    assert say(agent_lab, key, SEARCH)["reply"].startswith(BEST)

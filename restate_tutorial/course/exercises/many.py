@@ -82,8 +82,12 @@ def check_paced_search(lab: Lab) -> None:
     sent = time.time()
     searches = [lab.ingress.send("UserSearch", "Search", {"user": ada, "route": ROUTE})
                 for _ in range(3)]
-    # Bob searches once Ada's first search is under way.
-    wait_until(lambda: bool(_quotes_started(lab, searches[0])), 10, "Ada's first search")
+    # Bob searches once Ada's three searches have taken their tokens (each reserves one: the
+    # third is due 2 s from now) — or after 3 s, if they take none.
+    try:
+        wait_until(lambda: _tokens_taken(lab, searches) == len(searches), 3, "Ada's tokens")
+    except LabError:
+        pass
     bob_sent = time.time()
     bobs = lab.ingress.send("UserSearch", "Search", {"user": bob, "route": ROUTE})
     for search in [*searches, bobs]:
@@ -105,6 +109,14 @@ def check_paced_search(lab: Lab) -> None:
            f"Bob's search asked the airlines {bob_waited:.1f} s after it was sent",
            "one bucket per user: a key with the user in it, not one for every search "
            "(or every route)")
+
+
+def _tokens_taken(lab: Lab, searches: list[str]) -> int:
+    """How many RateLimiter/Take calls of ``searches`` have answered."""
+    return int(lab.admin.sql(
+        "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = 'RateLimiter'"
+        " AND status = 'completed' AND invoked_by_id IN ("
+        + ", ".join(sql_string(search) for search in searches) + ")")[0]["n"])
 
 
 def _fan_out_start(lab: Lab, search: str) -> float:
