@@ -55,7 +55,7 @@ test:
 	@# The venv (pip), the npm tools and the browser check are independent: side by side.
 	$(MAKE) --no-print-directory -j3 setup browser
 	$(BIN)/ruff check restate_tutorial tests benchmarks
-	RESTATE_TUTORIAL_POLL_SECONDS=0.5 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider \
+	RESTATE_TUTORIAL_POLL_SECONDS=0.5 RESTATE_TUTORIAL_MODEL_SECONDS=0.02 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider \
 		-n $(TEST_WORKERS) --durations=15
 
 up: setup

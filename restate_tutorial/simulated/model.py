@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import threading
 from typing import Any
@@ -32,8 +33,8 @@ from .ledger import Ledger
 ledger = Ledger("model")
 #: Cents per 1,000 tokens, prompt and answer alike (a made-up price).
 CENTS_PER_1K_TOKENS = 0.5
-#: Seconds to "think" per call.
-LATENCY = 0.2
+#: Seconds to "think" per call (``make test`` sets a shorter time).
+LATENCY = float(os.environ.get("RESTATE_TUTORIAL_MODEL_SECONDS", "0.2"))
 ROUTE = re.compile(r"\b([A-Z]{3})\s*(?:-|to|→)\s*([A-Z]{3})\b")
 PASSENGER = re.compile(r"\bfor ([A-Z][\w'.-]*(?: [A-Z][\w'.-]*)*)")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
