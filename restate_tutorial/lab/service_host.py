@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import warnings
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -22,6 +23,10 @@ from .processes import LOOPBACK
 
 log = logging.getLogger("restate_tutorial.service_host")
 log.setLevel(logging.ERROR)  # hypercorn's "Running on…" and lifespan notices are noise here
+# A handler cut off by stop() can leave a coroutine it made never awaited (the OpenAI Agents
+# SDK's run_single_turn): a real crash prints nothing about it, so neither does ours.
+warnings.filterwarnings("ignore", "coroutine 'run_single_turn' was never awaited",
+                        RuntimeWarning)
 
 
 class ServiceHost:
