@@ -261,6 +261,28 @@ def state(admin: AdminClient, service: str, key: str | None = None) -> Table:
     return Table(title, ["service_key", "key", "value"], rows)
 
 
+def conversation(admin: AdminClient, service: str, key: str) -> Table:
+    """An agent's conversation as Restate keeps it — the OpenAI Agents SDK's items in the
+    object's state ``items`` — one line per item: who said or did what."""
+    rows = admin.sql("SELECT value_utf8 FROM state"
+                     + _where(service_name=service, service_key=key, key="items"))
+    items = json.loads(rows[0]["value_utf8"]) if rows else []
+    lines = [{"#": number, **_conversation_item(item)} for number, item in enumerate(items, 1)]
+    return Table(f"Conversation {service}/{key} (its state \"items\"){_answered_by(admin)}",
+                 ["#", "who", "what"], lines)
+
+
+def _conversation_item(item: dict[str, Any]) -> dict[str, str]:
+    if item.get("type") == "function_call":
+        return {"who": "model → tool", "what": f"{item.get('name')}({item.get('arguments')})"}
+    if item.get("type") == "function_call_output":
+        return {"who": "tool → model", "what": _clip(str(item.get("output")), 120)}
+    content = item.get("content")
+    text = content if isinstance(content, str) else " ".join(
+        part.get("text", "") for part in content or [] if isinstance(part, dict))
+    return {"who": str(item.get("role", "?")), "what": text}
+
+
 def sleeps(admin: AdminClient, invocation_id: str) -> list[datetime]:
     """When each durable sleep of the invocation wakes up (UTC), as journaled."""
     rows = admin.sql("SELECT entry_json FROM sys_journal WHERE entry_type = 'Command: Sleep'"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from restate import RunOptions
 
+from restate_tutorial import views
 from restate_tutorial.crashes import crash_test
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.patterns import agent
@@ -73,6 +74,9 @@ def test_a_conversation_searches_then_books_and_remembers_the_search(agent_lab: 
     items = agent_lab.ingress.get("TravelAgent", "History", key=key)
     assert [i["content"] for i in items if i.get("role") == "user"] == [
         SEARCH, "great, book it for Ada Lovelace"]
+    drawn = views.conversation(agent_lab.admin, "TravelAgent", key)
+    assert drawn.column("who") == ["user", "model → tool", "tool → model", "assistant"] * 2
+    assert drawn[5]["what"].startswith('book_flight({"route": "AMS-LIS", "airline": "TP"')
 
 
 def test_the_loop_is_in_the_journal_model_turns_and_tool_calls(agent_lab: Lab) -> None:
@@ -84,6 +88,10 @@ def test_the_loop_is_in_the_journal_model_turns_and_tool_calls(agent_lab: Lab) -
     named = [name or entry.removeprefix("Command: ") for entry, name in steps]
     assert [s for s in named if s in ("call LLM", "Call", "trip id")] == [
         "call LLM", "Call", "call LLM", "trip id", "Call", "call LLM"], steps
+    drawn = views.sequence(agent_lab.admin, invocation).mermaid()
+    assert drawn.index("asks for search_fares") < drawn.index("FareSearch") \
+        < drawn.index("asks for book_flight") < drawn.index("BookingWorkflow") \
+        < drawn.index("answers “Booked TP"), drawn
 
 
 def test_an_expensive_trip_waits_for_a_person_through_both_crashes(agent_lab: Lab) -> None:
