@@ -12,8 +12,9 @@
       the conversation's history: the object's state "items", written when the turn is over
       (a virtual object: one message of a conversation at a time)
 
-The budget rule lives in the tool's code, not in the prompt: no answer of a model can book an
-expensive trip without a person's yes. A model answer that cannot be used (a tool that does not
+The budget rule lives in the tool's code, not in the prompt, and the fare it applies to is the
+airlines' (kept from the last search), not one the model names: no answer of a model can book
+an expensive trip without a person's yes. A model answer that cannot be used (a tool that does not
 exist) is a final answer too — retrying would replay the same journaled answer — so the user is
 told and nothing is booked. The model is found the usual way (``OPENAI_BASE_URL``,
 ``OPENAI_API_KEY``): the lab points it at the scripted model of ``simulated/model.py``.
@@ -77,14 +78,22 @@ async def search_fares(route: str) -> str:
         if error.status_code == 409:  # cancelled: stop the whole conversation turn
             raise
         found = {"error": error.message}
+    else:
+        ctx.set("fares", found)  # what book_flight charges: the airlines' fares, not the model's
     return json.dumps(found)  # what the model reads
 
 
 @durable_function_tool
-async def book_flight(route: str, airline: str, fare: float,
-                      passenger_name: str) -> str:
-    """Book the flight (and a car at the destination), paid with the card on file."""
+async def book_flight(route: str, airline: str, passenger_name: str) -> str:
+    """Book a flight found by the last search (and a car at the destination), at its fare, paid
+    with the card on file."""
     ctx = restate_object_context()
+    found = await ctx.get("fares", type_hint=dict) or {}
+    fare = next((f["fare"] for f in found.get("fares", [])
+                 if found.get("route") == route and f["airline"] == airline), None)
+    if fare is None:
+        return json.dumps({"booked": False, "error": f"no fare of {airline} for {route} in this "
+                                                     "conversation: search the route first"})
     trip = await unique_key(ctx, "trip id")  # a new trip id, journaled
     booking = {"flights": {"flight_id": f"{airline}-{route}", "passenger_name": passenger_name},
                "car": {"pickup_location": route[-3:], "rental_date": "on arrival"},

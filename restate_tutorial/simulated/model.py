@@ -134,7 +134,7 @@ def _booking(messages: list[dict[str, Any]], text: str) -> dict[str, Any] | None
     named = [f for f in search["fares"] if re.search(rf"\b{f['airline']}\b", text)]
     fare = named[0] if named else search["best"]
     return {"tool": "book_flight", "arguments": {
-        "route": search["route"], "airline": fare["airline"], "fare": fare["fare"],
+        "route": search["route"], "airline": fare["airline"],
         "passenger_name": passenger.group(1)}}
 
 

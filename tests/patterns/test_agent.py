@@ -232,3 +232,10 @@ def test_a_model_that_stays_down_fails_the_turn_clearly_and_loses_nothing(
     assert "503" in failed.value.message and "overloaded" in failed.value.message, failed.value
     assert agent_lab.ingress.get("TravelAgent", "History", key=key) == []
     assert say(agent_lab, key, SEARCH)["reply"].startswith(BEST)
+
+
+def test_the_fare_booked_is_the_airlines_not_one_the_model_names() -> None:
+    """The model chooses the route, the airline and the passenger; the price, and so whether a
+    person must approve, comes from the conversation's last search (state "fares")."""
+    parameters = agent.book_flight.params_json_schema["properties"]
+    assert sorted(parameters) == ["airline", "passenger_name", "route"]
