@@ -19,7 +19,6 @@ from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.patterns import agent
 from restate_tutorial.scenarios import serve_scripted_model
 from restate_tutorial.simulated import mailer, model, quotes
-from restate_tutorial.views import journal
 
 from ..ledgers import one_saga, saga_effects
 
@@ -83,7 +82,7 @@ def test_the_loop_is_in_the_journal_model_turns_and_tool_calls(agent_lab: Lab) -
     invocation = agent_lab.ingress.send("TravelAgent", "Message", {"text": SEARCH_AND_BOOK},
                                         key=conversation())
     assert agent_lab.ingress.attach(invocation)["reply"].startswith("Booked TP")
-    steps = [(row["entry_type"], row["name"]) for row in journal(agent_lab.admin, invocation)
+    steps = [(row["entry_type"], row["name"]) for row in views.journal(agent_lab.admin, invocation)
              if row["entry_type"].startswith("Command: ")]
     named = [name or entry.removeprefix("Command: ") for entry, name in steps]
     assert [s for s in named if s in ("call LLM", "Call", "trip id")] == [
