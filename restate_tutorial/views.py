@@ -363,7 +363,18 @@ def _outcome(value: dict[str, Any]) -> str:
         failure = value["Failure"] or {}
         return f"✗ [{failure.get('code')}] {failure.get('message')}"
     success = value.get("Success")
-    return f"✓ {_model_answer(success) or success}" if success not in (None, [], "") else "✓"
+    if success in (None, [], ""):
+        return "✓"
+    return f"✓ {_model_answer(success) or _readable(success)}"
+
+
+def _readable(value: Any) -> Any:
+    """JSON text with its \\u escapes shown as the characters they stand for ("€", not
+    "\\u20ac")."""
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return value
 
 
 def _model_answer(result: Any) -> str | None:
