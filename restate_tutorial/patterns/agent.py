@@ -58,7 +58,8 @@ APPROVAL_OVER = 200
 APPROVER = "travel-desk@example.com"
 #: The card on file (a test card the payment API accepts); the model never sees it.
 CARD_ON_FILE = "5555555555554444"
-SEARCH_DEADLINE_SECONDS = 3
+#: Room for a slow airline, and for a loaded machine: the agent needs every fare it can get.
+SEARCH_DEADLINE_SECONDS = 10
 #: A model call that fails (503, a timeout) is retried by Restate, this often at most.
 MODEL_CALL = RunOptions(max_attempts=6, initial_retry_interval=timedelta(milliseconds=200))
 MAX_TURNS = 6

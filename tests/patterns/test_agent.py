@@ -36,8 +36,11 @@ def agent_lab(lab: Lab) -> Iterator[Lab]:
 
 
 @pytest.fixture(autouse=True)
-def quick_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def quick_model_patient_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that thinks 0.02 s; a fare search that waits 30 s for every airline (after a
+    crash, on a loaded machine, five paced quotes can take longer than the learners' 10 s)."""
     monkeypatch.setattr(model, "LATENCY", 0.02)
+    monkeypatch.setattr(agent, "SEARCH_DEADLINE_SECONDS", 30)
 
 
 def conversation() -> str:
