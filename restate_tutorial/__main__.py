@@ -198,6 +198,8 @@ def demo_fanout(lab: Lab) -> None:
 def demo_agent(lab: Lab) -> None:
     """A conversation with the travel agent: a search, then a booking the travel desk approves;
     the model's bill."""
+    from .patterns import agent
+    from .patterns.approvals import trip_to_approve
     from .simulated import model
 
     ask = {"text": "flights from AMS to LIS"}
@@ -206,12 +208,11 @@ def demo_agent(lab: Lab) -> None:
     print("you:   book KL for Ada Lovelace   (€240: over the €200 rule)")
     turn = lab.ingress.send("TravelAgent", "Message", {"text": "book KL for Ada Lovelace"},
                             key="demo")
-    wait_until(lambda: mailer.inbox("travel-desk@example.com"), 30, "the approval request")
-    request = mailer.inbox("travel-desk@example.com")[-1]
+    wait_until(lambda: mailer.inbox(agent.APPROVER), 30, "the approval request")
+    request = mailer.inbox(agent.APPROVER)[-1]
     print("travel desk's inbox:", request["subject"], "→ approved")
-    trip = request["subject"].removeprefix("Approve trip ").removesuffix("?")
     lab.ingress.call("TripApproval", "Decide", {"approved": True, "by": "Grace", "reason": "ok"},
-                     key=trip)
+                     key=trip_to_approve(request["subject"]))
     print("agent:", lab.ingress.attach(turn)["reply"])
     print(views.sequence(lab.admin, turn))
     print("the model's bill:", model.bill())

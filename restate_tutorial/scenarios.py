@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -95,8 +96,6 @@ def serve_scripted_model() -> str:
     """Serve the scripted model (``simulated/model.py``) on loopback, once per process, and
     point the OpenAI client at it; its base URL. With ``RESTATE_TUTORIAL_REAL_MODEL=1`` set,
     nothing is started: the agent uses whatever ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` say."""
-    import os
-
     from .lab import ServiceHost
     from .simulated import model
 

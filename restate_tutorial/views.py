@@ -273,6 +273,7 @@ def conversation(admin: AdminClient, service: str, key: str) -> Table:
 
 
 def _conversation_item(item: dict[str, Any]) -> dict[str, str]:
+    """One item of the OpenAI Agents SDK (a message, a tool call, a tool's result): who, what."""
     if item.get("type") == "function_call":
         return {"who": "model → tool", "what": f"{item.get('name')}({item.get('arguments')})"}
     if item.get("type") == "function_call_output":
@@ -381,13 +382,11 @@ def _model_answer(result: Any) -> str | None:
     """A journaled model answer (the OpenAI Agents SDK's, via DurableRunner's "call LLM" step)
     in a few words: the tools it asks for, or the start of its text; None if it is not one."""
     try:
-        output = json.loads(result)["output"]
-        calls = [f"{item['name']}({item['arguments']})" for item in output
-                 if item.get("type") == "function_call"]
-        texts = [part.get("text", "") for item in output if item.get("type") == "message"
-                 for part in item.get("content", [])]
+        items = [_conversation_item(item) for item in json.loads(result)["output"]]
     except (TypeError, ValueError, KeyError, AttributeError):
         return None
+    calls = [item["what"] for item in items if item["who"] == "model → tool"]
+    texts = [item["what"] for item in items if item["who"] == "assistant"]
     return ("asks for " + ", ".join(calls)) if calls else f"answers “{' '.join(texts)}”"
 
 

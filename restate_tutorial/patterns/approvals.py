@@ -40,6 +40,8 @@ DECISION = "decision"
 
 log = restate.getLogger("restate_tutorial.patterns.approvals")
 trip_approval = restate.Workflow("TripApproval")
+#: The subject of the message that asks the approver.
+SUBJECT = "Approve trip {}?"
 
 
 @trip_approval.main(name="Run", input_serde=JSON_INPUT)
@@ -56,7 +58,7 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     # Ask the approver, with the exact request that decides (journaled: asked once).
     message_id = await unique_key(ctx, "message id")
     await ctx.run_typed("notify approver", mailer.notify, RunOptions(), approver,
-                        f"Approve trip {trip}?", _decide_curl(trip, approver), message_id)
+                        SUBJECT.format(trip), _decide_curl(trip, approver), message_id)
     log.info(f"Asked {approver} to approve trip {trip}")
 
     # Wait for the decision or the deadline, whichever comes first (both durable).
@@ -130,6 +132,12 @@ async def _first_decision(promise: Any) -> dict[str, Any] | None:
 
 def _verdict(decision: dict[str, Any]) -> str:
     return "approved" if decision["approved"] else "rejected"
+
+
+def trip_to_approve(subject: str) -> str:
+    """The trip id in the subject of a message that asks for an approval."""
+    before, after = SUBJECT.split("{}")
+    return subject.removeprefix(before).removesuffix(after)
 
 
 def _decide_curl(trip: str, approver: str) -> str:

@@ -17,6 +17,7 @@ from restate_tutorial import views
 from restate_tutorial.crashes import crash_test
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.patterns import agent
+from restate_tutorial.patterns.approvals import trip_to_approve
 from restate_tutorial.scenarios import serve_scripted_model
 from restate_tutorial.simulated import mailer, model, quotes
 
@@ -55,7 +56,7 @@ def awaiting_approval() -> str:
     """The trip the travel desk was asked to approve (it waits for a decision)."""
     wait_until(lambda: mailer.inbox(agent.APPROVER), 30, "the approval request")
     [request] = mailer.inbox(agent.APPROVER)
-    return re.fullmatch(r"Approve trip (\S+)\?", request["subject"]).group(1)  # type: ignore
+    return trip_to_approve(request["subject"])
 
 
 def decide(lab: Lab, trip: str, approved: bool) -> None:
