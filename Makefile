@@ -1,6 +1,7 @@
 # Two commands do everything: `make lab` (the tutorial) and `make test` (the whole suite).
 # The test run shortens the moderation poll interval of notebook 02 (learners get the seed's 5 s).
 PYTHON ?= python3
+SHELL := /bin/bash
 RESTATE_VERSION := 1.7.12
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,6 +13,9 @@ TS_CLIENT_VERSION := 1.17.2
 # 00–09, 527 tests: 6 min 48 s with six workers; 7 min 24 s with five, on a heavier commit).
 TEST_WORKERS ?= 6
 TOOLS_STAMP := $(TOOLS)/.installed-$(RESTATE_VERSION)-ctl-clients-$(TS_CLIENT_VERSION)
+# An editable install makes setuptools print an "Editable installation … be careful with
+# folders … with the same name as your package" banner, a note that is not a problem: hidden.
+PIP_INSTALL := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet
 
 .PHONY: setup browser lab test up demo bench chaos lint clean
 
@@ -22,7 +26,7 @@ $(VENV_STAMP): pyproject.toml
 		{ echo "Python 3.10 or newer is needed (found $$($(PYTHON) --version))."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP_INSTALL) -e '.[test]'
 	@# JupyterLab without its "news" and update pop-ups (they cover every page), and without
 	@# a "Select Kernel" dialog on opening each notebook (the notebooks' kernel starts).
 	mkdir -p $(VENV)/share/jupyter/lab/settings
@@ -55,8 +59,13 @@ test:
 	@# The venv (pip), the npm tools and the browser check are independent: side by side.
 	$(MAKE) --no-print-directory -j3 setup browser
 	$(BIN)/ruff check restate_tutorial tests benchmarks
-	RESTATE_TUTORIAL_POLL_SECONDS=0.5 RESTATE_TUTORIAL_MODEL_SECONDS=0.02 $(BIN)/pytest tests --nbmake notebooks -p no:cacheprovider \
-		-n $(TEST_WORKERS) --durations=15
+	@# Every notebook runs once, under nbmake's runner with every code cell twice, and is then
+	@# checked in a browser (tests/system/test_make_lab.py): `pytest --nbmake notebooks` would
+	@# run each a second time. Every benchmark runs in its quick mode (tests/test_benchmarks.py).
+	@# bash's `time` closes the run with its wall and CPU time (pytest and all it started).
+	@TIMEFORMAT='make test: %0R s wall, CPU %0U s user + %0S s sys'; \
+		time RESTATE_TUTORIAL_POLL_SECONDS=0.5 RESTATE_TUTORIAL_MODEL_SECONDS=0.02 \
+		$(BIN)/pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --durations=25
 
 up: setup
 	$(BIN)/python -m restate_tutorial up $(ARGS)
@@ -72,11 +81,13 @@ chaos: setup
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(PIP_INSTALL) -e '.[test,bench]'
 	touch $@
 
+# Every benchmark to the end (one that fails is named, the rest still run), then a table of
+# their headline figures; exit status 1 if any failed. ARGS="--quick" for a smoke run.
 bench: setup $(BENCH_STAMP)
-	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python -m benchmarks $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check restate_tutorial tests benchmarks

@@ -4,7 +4,6 @@ next successful call through a surviving node."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -14,24 +13,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import report, sized  # noqa: E402
 from benchmarks.kafka_throughput import kafka_rate, subscribed_topic  # noqa: E402
-from benchmarks.saga_latency import SAGA_SERVICES, book, good_booking, latency  # noqa: E402
+from benchmarks.saga_latency import SAGA_SERVICES, book, latency  # noqa: E402
 from restate_tutorial.lab import IngressError, Lab, LabError  # noqa: E402
 from restate_tutorial.patterns import event_transactions  # noqa: E402
+from restate_tutorial.scenarios import GOOD_BOOKING  # noqa: E402
 
-RUNS = 50
-KILLS = 3
-PAUSE_SECONDS = 10.0
+RUNS = sized(50, 3)
+KILLS = sized(3, 1)
+PAUSE_SECONDS = sized(10.0, 1.0)
+PAUSES = sized(2, 1)  # per kind of node paused
 
 
 def failover_seconds(lab: Lab, node: int) -> float:
     """SIGKILL ``node`` (the one the client uses), then book until a booking succeeds."""
-    book(lab, good_booking())
+    book(lab, GOOD_BOOKING)
     killed = time.perf_counter()
     lab.cluster.node(node).kill()
     while True:
         try:
-            book(lab, good_booking())
+            book(lab, GOOD_BOOKING)
             return time.perf_counter() - killed
         except (IngressError, LabError):
             time.sleep(0.05)
@@ -46,14 +48,14 @@ def pause_stall_seconds(lab: Lab, node: int) -> float:
     def keep_booking() -> None:
         while not stop.is_set():
             try:
-                book(lab, good_booking(), timeout=60)
+                book(lab, GOOD_BOOKING, timeout=60)
                 completed.append(time.monotonic())
             except (IngressError, LabError):
                 time.sleep(0.05)
 
     booking = threading.Thread(target=keep_booking)
     booking.start()
-    time.sleep(1)
+    time.sleep(sized(1, 0.2))
     pid = lab.cluster.node(node).pid
     assert pid is not None
     paused = time.monotonic()
@@ -61,7 +63,7 @@ def pause_stall_seconds(lab: Lab, node: int) -> float:
     time.sleep(PAUSE_SECONDS)
     os.kill(pid, signal.SIGCONT)
     resumed = time.monotonic()
-    time.sleep(3)
+    time.sleep(sized(3, 0.5))
     stop.set()
     booking.join()
     marks = sorted([paused, resumed, *(t for t in completed if paused < t < resumed + 3)])
@@ -70,7 +72,7 @@ def pause_stall_seconds(lab: Lab, node: int) -> float:
 
 def measure(nodes: int) -> dict[str, float]:
     with Lab([*SAGA_SERVICES, event_transactions.user_feed], nodes=nodes) as lab:
-        saga = latency(lab, good_booking(), False, RUNS)
+        saga = latency(lab, GOOD_BOOKING, False, RUNS)
         topic, _ = subscribed_topic(lab)
         figures = {"saga_p50_ms": saga["p50_ms"], "saga_p99_ms": saga["p99_ms"],
                    "kafka_events_per_s": round(kafka_rate(lab, topic, 10), 1)}
@@ -84,7 +86,7 @@ def measure(nodes: int) -> dict[str, float]:
             figures["failover_s_max"] = round(max(times), 2)
             for which in ("client's node", "another node"):
                 stalls = []
-                for _ in range(2):
+                for _ in range(PAUSES):
                     talking_to = lab.cluster.ingress_urls.index(lab.ingress.url) + 1
                     node = talking_to if which == "client's node" else talking_to % nodes + 1
                     stalls.append(pause_stall_seconds(lab, node))
@@ -106,8 +108,12 @@ def main() -> None:
           f"{three['failover_s_median']} s, max {three['failover_s_max']} s ({KILLS} kills)")
     for which in ("client's node", "another node"):
         print(f"  {which} SIGSTOPped for {PAUSE_SECONDS:g} s, bookings running: longest time "
-              f"without a completed booking {three[f'pause_stall_s_max ({which})']} s (of 2 tries)")
-    print(json.dumps({"benchmark": "cluster_failover", "one_node": one, "three_nodes": three}))
+              f"without a completed booking {three[f'pause_stall_s_max ({which})']} s "
+              f"(of {PAUSES} tries)")
+    report("cluster_failover", {"one_node": one, "three_nodes": three},
+           {"saga p50, 3 nodes / 1 node (×)": three["saga_p50_ms"] / one["saga_p50_ms"],
+            "Kafka events/s, 3 nodes / 1 node (×)": kafka_three / kafka_one,
+            "SIGKILL → next call via another node, median (s)": three["failover_s_median"]})
 
 
 if __name__ == "__main__":

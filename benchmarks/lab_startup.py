@@ -6,7 +6,6 @@ JSON line. Not a test: figures on a shared machine vary; compare ratios within o
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -14,11 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import report, sized  # noqa: E402
 from benchmarks.kafka_throughput import subscribed_topic  # noqa: E402
 from restate_tutorial.lab import Lab  # noqa: E402
 from restate_tutorial.scenarios import SERVICES  # noqa: E402
 
-RUNS = 5
+RUNS = sized(5, 1)
 
 
 def one_start() -> dict[str, float]:
@@ -52,7 +52,9 @@ def main() -> None:
         summary[name] = round(statistics.median(values), 3)
         print(f"  {name:<28} {summary[name]:>7.3f}"
               f"   (min {min(values):.3f}, max {max(values):.3f})")
-    print(json.dumps({"benchmark": "lab_startup", "runs": RUNS, "median_seconds": summary}))
+    report("lab_startup", {"runs": RUNS, "median_seconds": summary},
+           {"lab ready, median (s)": summary["lab ready (total)"],
+            "subscription → first event, median (s)": summary["subscription → first event"]})
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ what a test pays when it reuses both (the serve is a no-op, one call through Res
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -14,10 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import restate  # noqa: E402
 from restate import Context  # noqa: E402
 
+from benchmarks.common import report, sized  # noqa: E402
 from restate_tutorial.testing import TestLab  # noqa: E402
 
-STARTS = 3
-CALLS = 50
+STARTS = sized(3, 1)
+CALLS = sized(50, 3)
 
 
 def greeter() -> restate.Service:
@@ -55,7 +55,9 @@ def main() -> None:
     print(f"pytest plugin: session lab start {figures['session_start_s']} s (median of {STARTS}); "
           f"first serve + call {figures['first_serve_and_call_s']} s; a test reusing both "
           f"{figures['reuse_per_test_ms']} ms (median of {CALLS * STARTS})")
-    print(json.dumps({"benchmark": "plugin_startup", **figures}))
+    report("plugin_startup", figures,
+           {"session lab start (s)": figures["session_start_s"],
+            "a test reusing the lab (ms)": figures["reuse_per_test_ms"]})
 
 
 if __name__ == "__main__":

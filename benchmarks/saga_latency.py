@@ -6,7 +6,6 @@ client until the answer (result or the declined-payment error). Prints a table a
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -15,13 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import report, sized  # noqa: E402
 from restate_tutorial.lab import IngressError, Lab  # noqa: E402
 from restate_tutorial.patterns import sagas  # noqa: E402
 from restate_tutorial.scenarios import GOOD_BOOKING, SEED_BOOKING  # noqa: E402
 from restate_tutorial.simulated import travel  # noqa: E402
 
-RUNS = 100
-WARMUP = 5
+RUNS = sized(100, 3)
+WARMUP = sized(5, 1)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,7 +74,9 @@ def main() -> None:
     for name, figures in results.items():
         print(f"  {name:<13} p50 {figures['p50_ms']:>6.1f}   p99 {figures['p99_ms']:>6.1f}"
               f"   mean {figures['mean_ms']:>6.1f}")
-    print(json.dumps({"benchmark": "saga_latency", "runs": RUNS, "results": results}))
+    report("saga_latency", {"runs": RUNS, "results": results},
+           {"success p50 (ms)": results["success"]["p50_ms"],
+            "compensation p50 (ms)": results["compensation"]["p50_ms"]})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ invocation with 1,000+ entries: SQL fetch, text rendering and HTML rendering, ti
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ from restate import Context, RunOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import report, sized  # noqa: E402
 from restate_tutorial import views  # noqa: E402
 from restate_tutorial.lab import Lab  # noqa: E402
 
@@ -56,7 +56,7 @@ def fdatasync_ms() -> float:
             file.write(b"x" * 128)
             file.flush()
             os.fdatasync(file.fileno())
-        return median_ms(write_and_sync, 200)
+        return median_ms(write_and_sync, sized(200, 5))
 
 
 def main() -> None:
@@ -64,22 +64,22 @@ def main() -> None:
     with Lab([steps]) as lab:
         for n in (1, 10, 100):
             figures[f"handler_{n}_steps_ms"] = median_ms(
-                lambda n=n: lab.ingress.call("Steps", "run", n), 30 if n < 100 else 10)
+                lambda n=n: lab.ingress.call("Steps", "run", n), sized(30 if n < 100 else 10, 2))
         per_step = (figures["handler_100_steps_ms"] - figures["handler_1_steps_ms"]) / 99
         figures["per_step_ms"] = per_step
         with httpx.Client() as client:
             figures["loopback_http_round_trip_ms"] = median_ms(
-                lambda: client.get(f"{lab.server.admin_url}/health"), 200)
+                lambda: client.get(f"{lab.server.admin_url}/health"), sized(200, 5))
         figures["fdatasync_ms"] = fdatasync_ms()
 
-        invocation = lab.ingress.send("Steps", "run", 510)
+        invocation = lab.ingress.send("Steps", "run", sized(510, 20))
         lab.ingress.attach(invocation, timeout=300)
         started = time.perf_counter()
         journal = views.journal(lab.admin, invocation)
         figures["journal_entries"] = len(journal)
         figures["journal_fetch_ms"] = (time.perf_counter() - started) * 1000
-        figures["journal_text_ms"] = median_ms(lambda: str(journal), 5)
-        figures["journal_html_ms"] = median_ms(lambda: journal._repr_html_(), 5)
+        figures["journal_text_ms"] = median_ms(lambda: str(journal), sized(5, 1))
+        figures["journal_html_ms"] = median_ms(lambda: journal._repr_html_(), sized(5, 1))
 
     figures = {k: round(v, 2) for k, v in figures.items()}
     print("Journaled steps (ms, median)")
@@ -93,7 +93,10 @@ def main() -> None:
     print(f"Journal view of {int(figures['journal_entries'])} entries: fetch "
           f"{figures['journal_fetch_ms']:.1f} ms, text {figures['journal_text_ms']:.1f} ms, "
           f"HTML {figures['journal_html_ms']:.1f} ms")
-    print(json.dumps({"benchmark": "step_overhead", **figures}))
+    report("step_overhead", figures,
+           {"per step / loopback HTTP round trip (×)": ratio,
+            "per step / fdatasync (×)": per_step / figures["fdatasync_ms"],
+            "per step (ms)": figures["per_step_ms"]})
 
 
 if __name__ == "__main__":

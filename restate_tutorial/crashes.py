@@ -80,29 +80,33 @@ class CrashReport:
 
 
 def crash_test(lab: Lab, start: Callable[[str], str], check: Callable[[str, str], None],
-               modes: Sequence[str] = tuple(MODES), timeout: float = 60.0) -> CrashReport:
+               modes: Sequence[str] = tuple(MODES), timeout: float = 60.0,
+               most_entries: int | None = None) -> CrashReport:
     """Run ``start(run)`` (it returns the invocation id of one run of the scenario) without a
     crash, then once per journal entry and mode with a crash there; ``check(run, invocation_id)``
-    after each run, once the invocation has ended."""
+    after each run, once the invocation has ended. ``most_entries`` crashes after the first
+    ones only (a smoke run)."""
     began = time.monotonic()
     for host in lab.service_hosts:
         host.pace = PACE_SECONDS
     try:
-        return _crash_runs(lab, start, check, modes, timeout, began)
+        return _crash_runs(lab, start, check, modes, timeout, began, most_entries)
     finally:
         for host in lab.service_hosts:
             host.pace = 0.0
 
 
 def _crash_runs(lab: Lab, start: Callable[[str], str], check: Callable[[str, str], None],
-                modes: Sequence[str], timeout: float, began: float) -> CrashReport:
+                modes: Sequence[str], timeout: float, began: float,
+                most_entries: int | None) -> CrashReport:
     baseline = start("no crash")
     lab.admin.wait_until_ended(baseline, timeout=timeout)
     check("no crash", baseline)  # a check that fails without a crash is a bug of the test
     entries = _journal_length(lab, baseline)
     report = CrashReport(entries)
     for mode in modes:
-        for k in range(1, entries):  # after the last entry the run has ended: nothing to crash
+        # After the last entry the run has ended: nothing to crash.
+        for k in range(1, min(entries, (most_entries or entries) + 1)):
             run = f"{mode.split()[0]}-{k}"
             invocation = start(run)
             at_crash = _wait_for_entry(lab, invocation, k, timeout)

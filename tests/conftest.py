@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,15 +58,8 @@ def fresh_ledgers() -> Iterator[None]:
 
 # The runs that take longest start first, so that `make test`'s workers (pytest-xdist) finish
 # together instead of waiting on one late, long test.
-SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", ".ipynb", "test_soak.py",
-                 "test_external_mode.py", "test_cluster.py")
-
-
-# The browser runs every notebook with each cell twice: one after another in one JupyterLab,
-# they would take longer than the rest of the suite; three groups of about equal length (by
-# notebook number; the rest in group 2) run side by side.
-BROWSER_TESTS = "tests/system/test_make_lab.py"
-BROWSER_GROUPS = {"06": 0, "00": 0, "03": 0, "05": 0, "08": 1, "02": 1, "01": 1}
+SLOWEST_FIRST = ("test_make_lab.py", "test_notebooks_twice.py", "test_soak.py",
+                 "test_external_mode.py", "test_benchmarks.py", "test_cluster.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -83,9 +75,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            if module == BROWSER_TESTS:  # three JupyterLabs, a third of the notebooks each
-                number = re.search(r"\[(\d\d)_", nodeid)
-                return f"{module}#{BROWSER_GROUPS.get(number[1] if number else '', 2)}"
             return module if module in shared else nodeid
 
     return Scheduling(config, log)

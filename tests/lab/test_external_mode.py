@@ -27,7 +27,6 @@ from restate_tutorial.lab import (
     wait_until,
 )
 from restate_tutorial.lab.binaries import PROJECT_DIR, restate_server_binary
-from restate_tutorial.lab.server import CONFIG_FILE
 
 
 @dataclass
@@ -49,11 +48,11 @@ def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     data = tmp_path_factory.mktemp("operator-restate")
     broker = KafkaBroker(log_dir=data).start()
     ingress, admin, node = free_port(), free_port(), free_port()
-    # `restate-server --config-file restate_tutorial/lab/restate.toml`, as in the seed; ports
+    # `restate-server --config-file restate.toml`, as in the seed; ports
     # and the broker address differ from the file's (tests never take the fixed ports), set
     # the way an operator would.
     server = processes.spawn(
-        [str(restate_server_binary()), "--config-file", str(CONFIG_FILE)],
+        [str(restate_server_binary()), "--config-file", str(PROJECT_DIR / "restate.toml")],
         data / "server.log", cwd=data, env={
             "RESTATE_BASE_DIR": str(data), "TMPDIR": str(data),
             "RESTATE_BIND_ADDRESS": f"127.0.0.1:{node}",

@@ -11,7 +11,7 @@ import pytest
 
 from restate_tutorial import views
 from restate_tutorial.course.check_in import CheckInLab
-from restate_tutorial.lab import IngressError, Lab
+from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.patterns.versions import check_in_service
 from restate_tutorial.scenarios import GOOD_BOOKING
 from restate_tutorial.simulated import airline, mailer, travel
@@ -166,7 +166,8 @@ def test_pause_then_resume_continues_and_purge_frees_the_id(lab: Lab) -> None:
     lab.cli("invocations", "resume", invocation)
     assert lab.ingress.attach(invocation)["amount"] == GOOD_BOOKING["payment_info"]["amount"]
     lab.cli("invocations", "purge", invocation)
-    assert lab.admin.sql(f"SELECT id FROM sys_invocation WHERE id = '{invocation}'") == []
+    wait_until(lambda: lab.admin.sql(f"SELECT id FROM sys_invocation WHERE id = '{invocation}'")
+               == [], 10, "the purged invocation gone from Restate's records")
     assert travel.payments.ledger.history() == ["charge"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from restate_tutorial.lab.binaries import PROJECT_DIR
+from restate_tutorial.lab.server import CONFIG_FILE
 
 pytest_plugins = ["pytester"]
 
@@ -216,11 +218,18 @@ def test_the_readme_example_passes_from_a_wheel_installed_in_a_fresh_venv(
         tmp_path: Path) -> None:
     """Not editable, not in the checkout: the package built as a wheel, installed in a new
     venv (its dependencies are this venv's), used from a directory of its own."""
+    # Built from a copy of the checkout (setuptools builds in place: build/, *.egg-info).
+    source = tmp_path / "source"
+    shutil.copytree(PROJECT_DIR, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".tools", ".lab", ".git", "notebooks", "test-screenshots", "build", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(PROJECT_DIR)],
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
                    check=True, capture_output=True, timeout=300)
     [wheel] = (tmp_path / "dist").glob("restate_tutorial-*.whl")
-    assert "restate_tutorial/lab/restate.toml" in zipfile.ZipFile(wheel).namelist()
+    # The wheel carries the top-level restate.toml (one source: the package's is a link to it).
+    assert zipfile.ZipFile(wheel).read("restate_tutorial/lab/restate.toml") == \
+        (PROJECT_DIR / "restate.toml").read_bytes()
+    assert CONFIG_FILE.resolve() == PROJECT_DIR / "restate.toml"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     [site] = venv.glob("lib/python*/site-packages")
