@@ -165,6 +165,28 @@ def test_every_notebook_runs_under_nbmake_twice_per_cell_and_shows_no_error_in_a
         path.unlink(missing_ok=True)
 
 
+def test_the_screen_check_sees_an_error_that_a_run_left(jupyterlab: str, browser: Any) -> None:
+    """What the check above reads: a notebook's saved outputs, as JupyterLab shows them — an
+    error or a line on stderr is seen; a plain print is not."""
+    name = f"twice-screen-check-{uuid.uuid4().hex[:6]}.ipynb"  # git-ignored, as the copies
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("print('fine')", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="fine\n")]),
+        nbformat.v4.new_code_cell("warn()", outputs=[
+            nbformat.v4.new_output("stream", name="stderr", text="UserWarning: oops\n")])])
+    path = PROJECT_DIR / "notebooks" / name
+    nbformat.write(notebook, path)
+    try:
+        page = _open(browser, jupyterlab, name)
+        try:
+            with pytest.raises(pytest.fail.Exception, match="1 error/stderr output.*oops"):
+                _assert_no_error_on_screen(page, name)
+        finally:
+            page.close()
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def _open(browser: Any, jupyterlab: str, notebook: str) -> Any:
     """A page with ``notebook`` open in JupyterLab, every cell and output on it."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
