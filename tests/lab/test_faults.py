@@ -236,8 +236,11 @@ def test_ctrl_c_while_up_is_starting_prints_one_line() -> None:
     """Ctrl-C before the ready line: one sentence, no traceback, nothing left running."""
     up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A deadline, not a speed test: on a loaded 2-core machine `up`'s imports alone take tens
+    # of seconds before it starts a child.
     wait_until(lambda: any("restate-server" in p.name() or "tansu" in p.name()
-                           for p in psutil.Process(up.pid).children()), 30, "a child of up")
+                           for p in psutil.Process(up.pid).children()), 120, "a child of up",
+               dead=lambda: None if up.poll() is None else f"up exited: {up.communicate()}")
     children = [p.pid for p in psutil.Process(up.pid).children()]
     up.send_signal(signal.SIGINT)
     out, err = up.communicate(timeout=60)

