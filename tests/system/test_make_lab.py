@@ -331,18 +331,15 @@ def _run_all_above_the_last_cell(page: Any, notebook: str) -> None:
             return
         except PlaywrightTimeout:  # the click did not take
             page.keyboard.press("Escape")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{Path(notebook).stem}-not-started.png"))
+    _screenshot(page, f"{Path(notebook).stem}-not-started.png")
     pytest.fail(f"{notebook}: no cell started after Run All Above Selected Cell, three times")
 
 
 def _assert_no_error_on_screen(page: Any, notebook: str) -> None:
     errors = page.locator(ERRORS)
     if errors.count():
-        SCREENSHOTS.mkdir(exist_ok=True)
         errors.first.scroll_into_view_if_needed()
-        shot = SCREENSHOTS / f"{Path(notebook).stem}.png"
-        page.screenshot(path=str(shot))
+        shot = _screenshot(page, f"{Path(notebook).stem}.png")
         pytest.fail(f"{notebook} shows {errors.count()} error/stderr output(s); the first: "
                     f"{errors.first.inner_text()[:1500]!r} (screenshot: {shot})")
 
@@ -364,13 +361,23 @@ def _assert_the_ui_shows_the_seed_saga(browser: Any, link: str) -> None:
             pass
         text = re.sub(r"\s+", "", ui.inner_text("body"))
         if not re.search(".*".join(expected), text):
-            SCREENSHOTS.mkdir(exist_ok=True)
-            ui.screenshot(path=str(SCREENSHOTS / "01_restate_ui.png"))
+            _screenshot(ui, "01_restate_ui.png")
             pytest.fail(f"The Restate UI's page of the saga ({link}) does not list its journal "
                         f"in order: {text[:2000]!r}")
     finally:
         ui.close()
 
+
+
+def _screenshot(page: Any, name: str) -> str:
+    """Save a screenshot for the failure message, at best: a page too busy to paint within 15 s
+    (seen under a loaded host) must not turn into a failure of its own."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    try:
+        page.screenshot(path=str(SCREENSHOTS / name), timeout=15_000)
+        return str(SCREENSHOTS / name)
+    except Exception as error:  # Playwright's TimeoutError or a closed page
+        return f"none: {type(error).__name__}"
 
 
 def _open_until_shown(page: Any, url: str, text: str) -> None:
@@ -386,8 +393,6 @@ def _open_until_shown(page: Any, url: str, text: str) -> None:
             page.get_by_text(text).first.wait_for(timeout=90_000)
             return
         except PlaywrightTimeout:
-            SCREENSHOTS.mkdir(exist_ok=True)
-            shot = SCREENSHOTS / f"restate-ui-load-{attempt}.png"
-            page.screenshot(path=str(shot))
+            _screenshot(page, f"restate-ui-load-{attempt}.png")
     pytest.fail(f"The Restate UI's page {url} did not show {text!r} in three loads of 90 s "
                 f"(screenshots in {SCREENSHOTS})")
