@@ -27,6 +27,10 @@ $(VENV_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(PIP_INSTALL) -e '.[test]'
+	@# jsonschema's optional IRI checker (rfc3987-syntax, pulled in by JupyterLab) builds a parser
+	@# on import: 2.8 s of CPU in every process that imports nbformat (each pytest with nbmake,
+	@# each JupyterLab). No notebook or test validates an IRI: without it, jsonschema skips that.
+	$(BIN)/python -m pip uninstall --quiet --yes rfc3987-syntax
 	@# JupyterLab without its "news" and update pop-ups (they cover every page), and without
 	@# a "Select Kernel" dialog on opening each notebook (the notebooks' kernel starts).
 	mkdir -p $(VENV)/share/jupyter/lab/settings

@@ -88,3 +88,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     len(SLOWEST_FIRST))
 
     items.sort(key=rank)
+
+
+# The browser tests' JupyterLab and Chromium: one for the whole run, started by the controller
+# of the test workers (tests/system/browser.py), when the run includes those tests.
+BROWSER_TESTS = Path(__file__).parent / "system" / "test_make_lab.py"
+BROWSER_STACK = pytest.StashKey[tuple[Any, list[Any], Path]]()  # stack, processes, its dir
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return  # a test worker, or a run without workers: the tests start their own
+    here = config.invocation_params.dir
+    selected = [(here / arg.split("::")[0]).resolve() for arg in config.args]
+    if any(path == BROWSER_TESTS or path in BROWSER_TESTS.parents for path in selected):
+        from .system.browser import BrowserStack
+
+        config.stash[BROWSER_STACK] = BrowserStack.start()
+
+
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: tell each test worker where the run's JupyterLab and Chromium are."""
+    if BROWSER_STACK in node.config.stash:
+        stack, _, _ = node.config.stash[BROWSER_STACK]
+        node.workerinput["browser_stack"] = vars(stack)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if BROWSER_STACK in config.stash:
+        from .system.browser import stop
+
+        _, processes, home = config.stash[BROWSER_STACK]
+        del config.stash[BROWSER_STACK]
+        stop(processes, home)
+

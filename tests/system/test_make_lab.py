@@ -5,10 +5,7 @@ shows no error in JupyterLab in a real browser; and a learner's Run All, live, i
 from __future__ import annotations
 
 import copy
-import os
 import re
-import signal
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,48 +19,38 @@ from nbformat.sign import NotebookNotary
 from nbmake.nb_run import NotebookRun
 
 from restate_tutorial import views
-from restate_tutorial.lab import Lab, LabError, free_port, wait_until
+from restate_tutorial.lab import Lab, LabError, wait_until
 from restate_tutorial.lab.binaries import PROJECT_DIR
 from restate_tutorial.scenarios import SEED_BOOKING
 
+from .browser import NO_CHROMIUM, TOKEN, BrowserStack, stop
+
 NOTEBOOKS = sorted(p.name for p in (PROJECT_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright's own download is not reachable
-# Headless, and no calls home: the machine's network is closed (SPEC §5).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = PROJECT_DIR / "test-screenshots"
-TOKEN = "lab-test-token"
 
 
-# One JupyterLab and one browser per test worker, whichever notebooks it gets.
 @pytest.fixture(scope="session")
-def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`make lab` on a free port; yields its URL. Its own settings and workspaces dirs: every
-    cell of a notebook in the page (no windowing), so the whole notebook can be checked, and
-    no autosave, so the notebooks stay without outputs."""
-    settings = tmp_path_factory.mktemp("jupyterlab-settings")
-    for plugin, values in (("notebook-extension/tracker", '{"windowingMode": "none"}'),
-                           # Run All must not save outputs into the checkout's notebooks.
-                           ("docmanager-extension/plugin", '{"autosave": false}')):
-        path = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(values)
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("jupyterlab-workspaces"))}
-    port = free_port()
-    lab = subprocess.Popen(
-        ["make", "--no-print-directory", "lab",
-         f"LAB_ARGS=--ServerApp.port={port} --no-browser --IdentityProvider.token={TOKEN}"],
-        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+def browser_stack(request: pytest.FixtureRequest) -> Iterator[BrowserStack]:
+    """The run's JupyterLab and Chromium: the controller's under `make test` (test workers),
+    else started here."""
+    shared = getattr(request.config, "workerinput", {}).get("browser_stack")
+    if shared:
+        stack = BrowserStack(**shared)
+        stack.wait_until_up()
+        yield stack
+        return
+    stack, processes, home = BrowserStack.start()
     try:
-        wait_until(lambda: bool(_contents(url)), 60, "JupyterLab from `make lab`",
-                   dead=lambda: None if lab.poll() is None else lab.stdout.read())  # type: ignore[union-attr]
-        yield url
+        stack.wait_until_up()
+        yield stack
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
-        lab.wait(30)
+        stop(processes, home)
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(browser_stack: BrowserStack) -> str:
+    """The URL of JupyterLab, started by `make lab` on a free port."""
+    return browser_stack.jupyterlab
 
 
 def _contents(url: str) -> list[str]:
@@ -91,24 +78,20 @@ def test_make_lab_serves_the_notebooks_on_loopback(jupyterlab: str) -> None:
 
 
 class BrowserThread:
-    """Chromium for the whole session of a test worker, driven from a thread of its own.
+    """The run's Chromium, driven from a thread of its own: Playwright's sync API keeps an
+    event loop running in the thread that drives it; in the tests' own thread it would break
+    asyncio.run in the worker's later tests."""
 
-    Loading JupyterLab costs a new browser ~11 s of CPU, a page after the first ~1 s: one
-    browser serves every test. Playwright's sync API keeps an event loop running in the thread
-    that drives it; in the tests' own thread it would break asyncio.run in the worker's later
-    tests."""
-
-    def __init__(self) -> None:
+    def __init__(self, devtools: str) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="browser")
-        self._playwright, self._browser = self._thread.submit(self._launch).result()
+        self._playwright, self._browser = self._thread.submit(self._connect, devtools).result()
 
     @staticmethod
-    def _launch() -> tuple[Any, Any]:
+    def _connect(devtools: str) -> tuple[Any, Any]:
         from playwright.sync_api import sync_playwright
 
         playwright = sync_playwright().start()
-        return playwright, playwright.chromium.launch(executable_path=CHROMIUM,
-                                                      args=CHROMIUM_ARGS)
+        return playwright, playwright.chromium.connect_over_cdp(devtools)
 
     def run(self, action: Callable[..., Any], *args: Any) -> Any:
         """``action(browser, *args)`` in the browser's thread: its result, or its exception."""
@@ -120,11 +103,10 @@ class BrowserThread:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[BrowserThread]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("The browser test needs Chromium: install Debian's chromium package "
-                    "(`apt-get install chromium`; `make test` does it when run as root).")
-    chromium = BrowserThread()
+def browser(browser_stack: BrowserStack) -> Iterator[BrowserThread]:
+    if not browser_stack.chromium:
+        pytest.fail(NO_CHROMIUM, pytrace=False)
+    chromium = BrowserThread(browser_stack.chromium)
     yield chromium
     chromium.close()
 
@@ -366,7 +348,6 @@ def _assert_the_ui_shows_the_seed_saga(browser: Any, link: str) -> None:
                         f"in order: {text[:2000]!r}")
     finally:
         ui.close()
-
 
 
 def _screenshot(page: Any, name: str) -> str:
