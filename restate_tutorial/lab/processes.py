@@ -133,6 +133,8 @@ def _reap_children() -> None:
         terminate(child, timeout=5.0)
     for path in _temp_dirs:  # after the children: they may write there until they end
         shutil.rmtree(path, ignore_errors=True)
+    for port in _handed_out:
+        (_PORT_CLAIMS / str(port)).unlink(missing_ok=True)
 
 
 def _ephemeral_low() -> int:
@@ -143,12 +145,19 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+# Ports handed out by any living process of ours, one file each, named by port, holding the
+# owner's pid: a lab picks its ports seconds before its servers bind them.
+_PORT_CLAIMS = Path(tempfile.gettempdir()) / f"restate-tutorial-ports-{os.getuid()}"
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now and that this process has not
-    handed out before.
+    """A TCP port on 127.0.0.1 that nothing listens on right now, that this process has not
+    handed out before, and that no other living process of ours has.
 
     It is taken from below the kernel's ephemeral range, so that no outgoing connection can grab
-    it between now and the moment a server binds it (a port picked with ``bind(0)`` can).
+    it between now and the moment a server binds it (a port picked with ``bind(0)`` can). The
+    claim keeps our other processes (test workers, notebook kernels) off it meanwhile: they too
+    would find it free until the server binds it.
     """
     low = _ephemeral_low()
     candidates = range(10000, low) if low > 11000 else range(low, 65536)
@@ -161,9 +170,33 @@ def free_port() -> int:
                 s.bind((LOOPBACK, port))
             except OSError:
                 continue
+        if not _claim(port):
+            continue
         _handed_out.add(port)
         return port
     raise LabError("Found no free TCP port on 127.0.0.1: free some ports and try again.")
+
+
+def _claim(port: int) -> bool:
+    """Claim ``port`` for this process, unless a living process of ours holds it."""
+    _PORT_CLAIMS.mkdir(parents=True, exist_ok=True)
+    path = _PORT_CLAIMS / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                owner = int(path.read_text() or 0)
+                if owner:  # (0: the claim is being written)
+                    os.kill(owner, 0)  # raises if there is no such process
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)  # its owner is gone
+                continue
+            return owner == os.getpid()
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
 
 
 def ensure_port_free(port: int, what: str) -> None:

@@ -22,6 +22,7 @@ from restate_tutorial.lab import (
     RestateServer,
     binaries,
     free_port,
+    processes,
     wait_until,
 )
 from restate_tutorial.lab.admin import AdminClient
@@ -47,6 +48,19 @@ def test_free_ports_are_distinct_and_outside_the_ephemeral_range() -> None:
     ports = [free_port() for _ in range(500)]
     assert len(set(ports)) == len(ports)
     assert all(p < low for p in ports)  # no outgoing connection can take one before it is bound
+
+
+def test_no_other_process_of_ours_gets_a_port_this_one_handed_out() -> None:
+    """A lab picks its ports seconds before its servers bind them; meanwhile another test
+    worker or notebook kernel finds them free too, unless it sees our claim. (Without claims,
+    two sets of 1500 from these ~22,000 ports share ~100.)"""
+    ours = {free_port() for _ in range(1500)}
+    pick = "from restate_tutorial.lab import free_port; print(*[free_port() for _ in range(1500)])"
+    theirs = {int(p) for p in subprocess.run([sys.executable, "-c", pick], check=True,
+                                             capture_output=True, text=True).stdout.split()}
+    assert len(theirs) == 1500 and not ours & theirs
+    claims = {int(name) for name in os.listdir(processes._PORT_CLAIMS)}
+    assert ours <= claims and not theirs & claims  # a process's claims end with it
 
 
 def test_missing_server_binary_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
