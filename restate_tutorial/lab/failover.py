@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +17,13 @@ SAFE_ATTEMPT_SECONDS = 5.0
 #: How long a node may take to answer its health check before a request that must not be sent
 #: twice goes to the next node instead.
 PROBE_SECONDS = 1.0
+
+
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """The system's CA certificates, loaded once per process: an HTTP client made without it
+    (as each ``httpx.get`` makes one) loads them again, ~65 ms of CPU."""
+    return httpx.create_ssl_context()
 
 
 class FailoverHttp:
@@ -33,7 +42,7 @@ class FailoverHttp:
         self.urls = [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
         self.health_path = health_path
         self._current = 0
-        self._client = httpx.Client(timeout=timeout)
+        self._client = httpx.Client(timeout=timeout, verify=tls())
         self._timeout = timeout
 
     @property

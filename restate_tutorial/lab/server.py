@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from dataclasses import dataclass
@@ -12,7 +13,15 @@ import httpx
 from . import processes
 from .binaries import restate_server_binary
 from .errors import LabError
+from .failover import tls
 from .processes import LOOPBACK
+
+
+@functools.cache
+def _probe() -> httpx.Client:
+    """One HTTP client for the health probes of this process: a wait probes every 20 ms, and
+    each ``httpx.get`` would make a client of its own (see :func:`failover.tls`)."""
+    return httpx.Client(verify=tls())
 
 #: The settings of every server the lab starts (shipped inside the package).
 CONFIG_FILE = Path(__file__).with_name("restate.toml")
@@ -108,9 +117,9 @@ class RestateServer:
         """Admin and ingress answer, and every partition answers a query (right after start,
         /health is green a moment before the partition stores are open)."""
         try:
-            return (httpx.get(f"{self.admin_url}/health", timeout=1).is_success
-                    and httpx.get(f"{self.ingress_url}/restate/health", timeout=1).is_success
-                    and httpx.post(f"{self.admin_url}/query", timeout=5,
+            return (_probe().get(f"{self.admin_url}/health", timeout=1).is_success
+                    and _probe().get(f"{self.ingress_url}/restate/health", timeout=1).is_success
+                    and _probe().post(f"{self.admin_url}/query", timeout=5,
                                    json={"query": "SELECT count(*) FROM sys_invocation"},
                                    headers={"accept": "application/json"}).is_success)
         except httpx.HTTPError:
@@ -172,7 +181,7 @@ class ExternalRestate:
     @property
     def running(self) -> bool:
         try:
-            return httpx.get(f"{self.admin_url}/health", timeout=1).is_success
+            return _probe().get(f"{self.admin_url}/health", timeout=1).is_success
         except httpx.HTTPError:
             return False
 
