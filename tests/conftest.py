@@ -90,10 +90,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
-# The browser tests' JupyterLab and Chromium: one for the whole run, started by the controller
-# of the test workers (tests/system/browser.py), when the run includes those tests.
+# The browser tests' JupyterLab: one for the whole run, started by the controller of the test
+# workers (tests/system/browser.py), when the run includes those tests.
 BROWSER_TESTS = Path(__file__).parent / "system" / "test_make_lab.py"
-BROWSER_STACK = pytest.StashKey[tuple[Any, list[Any], Path]]()  # stack, processes, its dir
+JUPYTERLAB = pytest.StashKey[tuple[Any, list[Any], Path]]()  # stack, processes, its dir
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,23 +102,23 @@ def pytest_configure(config: pytest.Config) -> None:
     here = config.invocation_params.dir
     selected = [(here / arg.split("::")[0]).resolve() for arg in config.args]
     if any(path == BROWSER_TESTS or path in BROWSER_TESTS.parents for path in selected):
-        from .system.browser import BrowserStack
+        from .system.browser import JupyterLabServer
 
-        config.stash[BROWSER_STACK] = BrowserStack.start()
+        config.stash[JUPYTERLAB] = JupyterLabServer.start()
 
 
 def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist: tell each test worker where the run's JupyterLab and Chromium are."""
-    if BROWSER_STACK in node.config.stash:
-        stack, _, _ = node.config.stash[BROWSER_STACK]
-        node.workerinput["browser_stack"] = vars(stack)
+    """pytest-xdist: tell each test worker where the run's JupyterLab is."""
+    if JUPYTERLAB in node.config.stash:
+        stack, _, _ = node.config.stash[JUPYTERLAB]
+        node.workerinput["jupyterlab_server"] = vars(stack)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if BROWSER_STACK in config.stash:
+    if JUPYTERLAB in config.stash:
         from .system.browser import stop
 
-        _, processes, home = config.stash[BROWSER_STACK]
-        del config.stash[BROWSER_STACK]
+        _, processes, home = config.stash[JUPYTERLAB]
+        del config.stash[JUPYTERLAB]
         stop(processes, home)
 

@@ -146,8 +146,10 @@ def _ephemeral_low() -> int:
 
 
 # Ports handed out by any living process of ours, one file each, named by port, holding the
-# owner's pid: a lab picks its ports seconds before its servers bind them.
-_PORT_CLAIMS = Path(tempfile.gettempdir()) / f"restate-tutorial-ports-{os.getuid()}"
+# owner's pid: a lab picks its ports seconds before its servers bind them. In /tmp, where there
+# is one, whatever a process's $TMPDIR: every process of the user must see the same claims.
+_PORT_CLAIMS = (Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())) \
+    / f"restate-tutorial-ports-{os.getuid()}"
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -55,12 +56,18 @@ def test_no_other_process_of_ours_gets_a_port_this_one_handed_out() -> None:
     worker or notebook kernel finds them free too, unless it sees our claim. (Without claims,
     two sets of 1500 from these ~22,000 ports share ~100.)"""
     ours = {free_port() for _ in range(1500)}
-    pick = "from restate_tutorial.lab import free_port; print(*[free_port() for _ in range(1500)])"
-    theirs = {int(p) for p in subprocess.run([sys.executable, "-c", pick], check=True,
-                                             capture_output=True, text=True).stdout.split()}
+    pick = ("import os; from restate_tutorial.lab import free_port\n"
+            "print(os.getpid(), *[free_port() for _ in range(1500)])")
+    child, *picked = subprocess.run([sys.executable, "-c", pick], check=True,
+                                    capture_output=True, text=True).stdout.split()
+    theirs = set(map(int, picked))
     assert len(theirs) == 1500 and not ours & theirs
-    claims = {int(name) for name in os.listdir(processes._PORT_CLAIMS)}
-    assert ours <= claims and not theirs & claims  # a process's claims end with it
+    owners = {}  # port → pid, of the claims now (other test workers claim ports meanwhile)
+    for claim in processes._PORT_CLAIMS.iterdir():
+        with contextlib.suppress(FileNotFoundError):  # its owner just ended
+            owners[int(claim.name)] = claim.read_text()
+    assert all(owners.get(port) == str(os.getpid()) for port in ours)
+    assert child not in owners.values()  # a process's claims end with it
 
 
 def test_missing_server_binary_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,

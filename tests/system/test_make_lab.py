@@ -23,23 +23,23 @@ from restate_tutorial.lab import Lab, LabError, wait_until
 from restate_tutorial.lab.binaries import PROJECT_DIR
 from restate_tutorial.scenarios import SEED_BOOKING
 
-from .browser import NO_CHROMIUM, TOKEN, BrowserStack, stop
+from .browser import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, TOKEN, JupyterLabServer, stop
 
 NOTEBOOKS = sorted(p.name for p in (PROJECT_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SCREENSHOTS = PROJECT_DIR / "test-screenshots"
 
 
 @pytest.fixture(scope="session")
-def browser_stack(request: pytest.FixtureRequest) -> Iterator[BrowserStack]:
-    """The run's JupyterLab and Chromium: the controller's under `make test` (test workers),
-    else started here."""
-    shared = getattr(request.config, "workerinput", {}).get("browser_stack")
+def jupyterlab_server(request: pytest.FixtureRequest) -> Iterator[JupyterLabServer]:
+    """The run's JupyterLab: the controller's under `make test` (test workers), else started
+    here."""
+    shared = getattr(request.config, "workerinput", {}).get("jupyterlab_server")
     if shared:
-        stack = BrowserStack(**shared)
+        stack = JupyterLabServer(**shared)
         stack.wait_until_up()
         yield stack
         return
-    stack, processes, home = BrowserStack.start()
+    stack, processes, home = JupyterLabServer.start()
     try:
         stack.wait_until_up()
         yield stack
@@ -48,9 +48,9 @@ def browser_stack(request: pytest.FixtureRequest) -> Iterator[BrowserStack]:
 
 
 @pytest.fixture(scope="session")
-def jupyterlab(browser_stack: BrowserStack) -> str:
+def jupyterlab(jupyterlab_server: JupyterLabServer) -> str:
     """The URL of JupyterLab, started by `make lab` on a free port."""
-    return browser_stack.jupyterlab
+    return jupyterlab_server.jupyterlab
 
 
 def _contents(url: str) -> list[str]:
@@ -82,16 +82,17 @@ class BrowserThread:
     event loop running in the thread that drives it; in the tests' own thread it would break
     asyncio.run in the worker's later tests."""
 
-    def __init__(self, devtools: str) -> None:
+    def __init__(self) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="browser")
-        self._playwright, self._browser = self._thread.submit(self._connect, devtools).result()
+        self._playwright, self._browser = self._thread.submit(self._launch).result()
 
     @staticmethod
-    def _connect(devtools: str) -> tuple[Any, Any]:
+    def _launch() -> tuple[Any, Any]:
         from playwright.sync_api import sync_playwright
 
         playwright = sync_playwright().start()
-        return playwright, playwright.chromium.connect_over_cdp(devtools)
+        return playwright, playwright.chromium.launch(executable_path=CHROMIUM,
+                                                      args=CHROMIUM_ARGS)
 
     def run(self, action: Callable[..., Any], *args: Any) -> Any:
         """``action(browser, *args)`` in the browser's thread: its result, or its exception."""
@@ -103,10 +104,12 @@ class BrowserThread:
 
 
 @pytest.fixture(scope="session")
-def browser(browser_stack: BrowserStack) -> Iterator[BrowserThread]:
-    if not browser_stack.chromium:
+def browser() -> Iterator[BrowserThread]:
+    """Chromium for the whole session of a test worker: a new one costs ~11 s of CPU to load
+    JupyterLab, a page after the first ~1 s."""
+    if not Path(CHROMIUM).exists():
         pytest.fail(NO_CHROMIUM, pytrace=False)
-    chromium = BrowserThread(browser_stack.chromium)
+    chromium = BrowserThread()
     yield chromium
     chromium.close()
 
