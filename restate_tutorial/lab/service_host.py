@@ -123,10 +123,10 @@ class ServiceHost:
         stopping = self._stopping
         if stopping is not None:
             loop.call_soon_threadsafe(stopping.set)
-        thread.join(timeout / 2)
-        if thread.is_alive():  # connections that do not close on their own
+        thread.join(0.1)
+        if thread.is_alive():  # connections that do not close on their own: cut them off
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
-            thread.join(timeout / 2)
+            thread.join(timeout)
         if thread.is_alive():
             raise LabError(f"The service host {self.url} did not stop within {timeout:g} s: a "
                            "ctx.run step is still running in it; let it finish, then stop again.")

@@ -44,6 +44,7 @@ _lock = threading.Lock()
 _answered: set[str] = set()
 _script: dict[str, int] = {"503": 0, "answer first": 0, "bad arguments": 0,
                           "unknown tool": 0}
+_prices: list[int] = []  # the tokens the next answers cost, when scripted
 
 
 def fail_next(times: int = 1, *, after: int = 0) -> None:
@@ -62,6 +63,12 @@ def answer_badly_next(times: int = 1) -> None:
 def call_unknown_tool_next(times: int = 1) -> None:
     """The next ``times`` answers call ``teleport``, a tool no agent offers."""
     _add("unknown tool", times)
+
+
+def price_next(*tokens: int) -> None:
+    """The next answers cost these many tokens each (prompt and answer together), in order."""
+    with _lock:
+        _prices.extend(tokens)
 
 
 def _add(what: str, times: int) -> None:
@@ -90,6 +97,7 @@ def clear_script() -> None:
     with _lock:
         for what in _script:
             _script[what] = 0
+        _prices.clear()
 
 
 def reset() -> None:
@@ -223,6 +231,8 @@ def complete(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     with _lock:
         repeated = digest in _answered
         _answered.add(digest)
+        if _prices:
+            prompt_tokens, answer_tokens = _prices.pop(0) - 1, 1
     ledger.record("call (repeated)" if repeated else "call", prompt=digest,
                   tokens=prompt_tokens + answer_tokens,
                   tool=message.get("tool_calls", [{}])[0].get("function", {}).get("name"))

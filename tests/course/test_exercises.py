@@ -239,6 +239,29 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         """        winner, value = await restate.select(
             decision=ctx.promise("escalated", type_hint=dict).value(),"""),
         "approved by the second approver"),
+    "7.1 any decision with a reason taken for a withdrawal": ("7.1", _replace(
+        'if decision.get("withdrawn"):', 'if "reason" in decision:'),
+        "still a rejection"),
+    "7.2 the escalation sent outside a journaled step": ("7.2", _replace(
+        """        await ask(ctx, request["escalate_to"], "escalated")""",
+        """        mailer.notify(request["escalate_to"], f"Approve trip {ctx.key()}?",
+                      "Decide with EscalatingApproval/Decide.", f"{ctx.key()}-escalated")"""),
+        "sent once"),
+    "7.2 the second wait a timer of the process": ("7.2", _replace(
+        "import restate\n", "import asyncio\n\nimport restate\n",
+        """        winner, value = await restate.select(decision=decision.value(),
+                                             timeout=ctx.sleep(timeout))""",
+        """        await asyncio.sleep(timeout.total_seconds())
+        value = await decision.peek()
+        winner = "decision" if value is not None else 'timeout'"""),
+        "two durable timers"),
+    "7.2 the second wait a durable timer, but not raced with the promise": ("7.2", _replace(
+        """        winner, value = await restate.select(decision=decision.value(),
+                                             timeout=ctx.sleep(timeout))""",
+        """        await ctx.sleep(timeout)
+        value = await decision.peek()
+        winner = "decision" if value is not None else 'timeout'"""),
+        "as soon as the second approver decided"),
     "8.1 a new reminder, the old one left pending": ("8.1", _replace(
         "    ctx.cancel_invocation(pending)\n", ""),
         "reminders pending"),
@@ -257,14 +280,35 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "8.2 giving up, and checking on": ("8.2", _replace(
         """                            "checks.", f"{ctx.key()}-gave-up")
         return""", """                            "checks.", f"{ctx.key()}-gave-up")"""),
-        "no check after giving up"),
+        "4 checks"),
     "8.2 giving up before the last check": ("8.2", _replace(
         '    fare = await ctx.run_typed("check fare"',
         '    if checks >= watch["max_checks"]:\n'
         '        ctx.set("status", "gave up")\n'
         '        return\n'
         '    fare = await ctx.run_typed("check fare"'),
+        "2 fares checked"),
+    "8.1 cancelled through the notebook's admin API": ("8.1", _replace(
+        "    ctx.cancel_invocation(pending)\n", "    lab.admin.cancel(pending)\n"),
+        "a command of its journal"),
+    "8.2 the checks counted in memory": ("8.2", _replace(
+        "limited_watch = restate", "CHECKS: dict = {}\nlimited_watch = restate",
+        """    checks = (await ctx.get("checks", type_hint=int) or 0) + 1
+    ctx.set("checks", checks)""",
+        """    CHECKS[ctx.key()] = checks = CHECKS.get(ctx.key(), 0) + 1"""),
         "2 checks"),
+    "8.2 a deadline from the wall clock": ("8.2", _replace(
+        "import restate\n", "import time\n\nimport restate\n",
+        """    ctx.set("checks", 0)""",
+        """    ctx.set("checks", 0)
+    ctx.set("deadline", time.time() + watch["every_seconds"] * watch["max_checks"])""",
+        """    if checks >= watch["max_checks"]:""",
+        """    if time.time() >= (await ctx.get("deadline", type_hint=float) or 0):"""),
+        "fares checked), status 'gave up'"),
+    "8.2 the give-up message sent outside a journaled step": ("8.2", _replace(
+        """        await ctx.run_typed("give up", mailer.notify, RunOptions(), watch["notify"],""",
+        """        mailer.notify(watch["notify"],"""),
+        "a journaled step of the check that gave up"),
     "9.1 the first three calls, not the first three answers": ("9.1", _replace(
         """    async for done in restate.as_completed(*calls.values()):
         airline = next(name for name, call in calls.items() if call is done)
@@ -347,14 +391,48 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
 }
 
 
+# Correct answers that differ from the solution in what the exercise leaves open: each passes.
+RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "7.2 a loop instead of two waits": ("7.2", _replace(
+        """    await ask(ctx, request["approver"], "first")
+    winner, value = await restate.select(decision=decision.value(), timeout=ctx.sleep(timeout))
+    if winner == "timeout":
+        # Nobody answered in time: ask the second approver, and wait as long once more.
+        await ask(ctx, request["escalate_to"], "escalated")
+        winner, value = await restate.select(decision=decision.value(),
+                                             timeout=ctx.sleep(timeout))""",
+        """    for approver in (request["approver"], request["escalate_to"]):
+        await ask(ctx, approver, approver)
+        winner, value = await restate.select(decision=decision.value(),
+                                             timeout=ctx.sleep(timeout))
+        if winner == "decision":
+            break""")),
+    "8.2 another subject and message id": ("8.2", _replace(
+        'f"{ctx.key()}: no luck"', 'f"Watch of {ctx.key()} stopped"',
+        'f"{ctx.key()}-gave-up"', 'str(ctx.request().id)')),
+}
+
+
+def _serve_edited(lab: Lab, number: str, edit: Callable[[str], str], name: str) -> None:
+    _, solution, service = EXERCISES[number]
+    namespace: dict[str, Any] = {"__name__": name, "uuid": uuid, "lab": lab}
+    exec(compile(edit(inspect.getsource(solution)), name, "exec"), namespace)  # noqa: S102
+    lab.serve(namespace[service])
+
+
+@pytest.mark.parametrize("right", list(RIGHT_ANSWERS))
+def test_a_correct_answer_unlike_the_solution_passes(lab: Lab, right: str) -> None:
+    number, edit = RIGHT_ANSWERS[right]
+    _serve_edited(lab, number, edit, right)
+    result = EXERCISES[number][0](lab)
+    assert result.passed, result
+
+
 @pytest.mark.parametrize("wrong", list(WRONG_ANSWERS))
 def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str) -> None:
     number, edit, says = WRONG_ANSWERS[wrong]
-    check, solution, service = EXERCISES[number]
-    namespace: dict[str, Any] = {"__name__": f"wrong answer {wrong}", "uuid": uuid}
-    exec(compile(edit(inspect.getsource(solution)), wrong, "exec"), namespace)  # noqa: S102
-    lab.serve(namespace[service])
-    result = check(lab)
+    _serve_edited(lab, number, edit, f"wrong answer {wrong}")
+    result = EXERCISES[number][0](lab)
     assert not result.passed, wrong
     assert result.expected and result.happened and result.hint, result
     assert says in f"{result.expected} {result.happened}", result

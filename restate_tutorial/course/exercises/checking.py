@@ -1,20 +1,31 @@
 """What a check says: passed, or what was expected, what happened, and a hint.
 
-How the checks work (every exercise, Part II's too, follows this):
+The standard every check meets (Parts I–III; a new notebook's checks too):
 
 - A check drives a scenario against the running lab and proves the exercise's promise on the
   simulated systems' ledgers and on Restate's records; it returns a :class:`CheckResult` and
   never raises.
-- It must say "not yet" to the unchanged starter **and** to the plausible wrong answers: choose
-  the scenario that exposes each one (a second, separate request where a key derived from the
-  request would merge two; a cancel or a terminal failure during the very step whose
-  compensation is pushed; the first value where only a ratio was compared; the state right
-  after the first request, not only after the last). ``tests/course/test_exercises.py`` keeps
-  those wrong answers as test cases, and the solution must pass.
-- It answers in seconds: the learner's handler is called through :func:`answer`, which watches
-  Restate's record of the invocation. A handler that fails and is retried is reported at once
-  with its failure and the fix (a plain exception where a ``TerminalError`` was meant is named
-  as such), and the invocation is killed, so nothing keeps running in the background. A slow
+- **It crashes the answer the way the course teaches**: a code that merely worked once must
+  not pass. At the moments that matter for the lesson, it restarts the service host
+  (:func:`crash`: the handlers in flight are cut off and Restate replays their journals) or
+  SIGKILLs restate-server — during a wait, after an effect — or loses a simulated system's
+  answer (the effect happened, its step is retried). An effect outside a journaled step then
+  shows twice on a ledger, a count kept in memory counts a replay twice, a timer that is not
+  durable starts again; where a crash cannot show it (memory survives a restart of a host
+  inside this kernel), the check reads Restate's records instead: the wait in the journal, the
+  total in the object's state. Its "happened" says what the crash revealed, and its hint names
+  the fix (``ctx.run``, ``ctx.get``/``ctx.set``, ``ctx.sleep`` raced with ``restate.select``…)
+  rather than repeating the task. Every contract a check tests is stated in the exercise.
+- It must say "not yet" to the unchanged starter **and** to the plausible wrong answers (at
+  least three per exercise): choose the scenario that exposes each one (a second, separate
+  request where a key derived from the request would merge two; a cancel or a terminal failure
+  during the very step whose compensation is pushed; an exact hit of a limit where ``>`` was
+  meant as ``>=``). ``tests/course/test_exercises.py`` keeps those wrong answers as test cases,
+  and the solution, and a correct answer that differs from it in details, must pass.
+- It answers in seconds (about 15 at most) and leaves nothing running: the learner's handler
+  is called through :func:`answer`, which watches Restate's record of the invocation. A handler
+  that fails and is retried is reported at once with its failure and the fix (a plain exception
+  where a ``TerminalError`` was meant is named as such), and the invocation is killed. A slow
   answer (durable sleeps) prints a progress line every few seconds; none waits more than
   ``ANSWER_SECONDS``.
 """
@@ -30,7 +41,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ...lab import IngressError, Lab, LabError
+from ...lab import IngressError, Lab, LabError, wait_until
 from ...lab.admin import sql_string
 
 #: The longest a check waits for one answer of your handler (one that is being retried is
@@ -39,6 +50,12 @@ ANSWER_SECONDS = 60.0
 PROGRESS_SECONDS = 5.0
 #: Failures the checks script themselves (the simulated systems' transient errors).
 SCRIPTED = "scripted"
+#: The parts of the lab a check crashes.
+HOST, SERVER = "the service host", "restate-server"
+#: How Restate records an attempt cut off by a crash (not the answer's failure).
+CUT_OFF = ("broken pipe", "stream closed", "error trying to connect", "connection reset",
+           "connection refused", "connection closed")
+_last_crash = [0.0]  # when a check last crashed a part of the lab (monotonic)
 
 
 @dataclass(frozen=True)
@@ -107,8 +124,8 @@ def settle(lab: Lab, invocation: str, what: str, within: float | None = None,
         if status == "completed":
             return lab.ingress.attach(invocation)
         waited = time.monotonic() - started
-        if (failure and SCRIPTED not in failure) or status == "paused" \
-                or waited > limit:
+        if (failure and SCRIPTED not in failure and not _cut_off(failure)) \
+                or status == "paused" or waited > limit:
             cancel = cancel_if_stuck and not failure and status != "paused"
             # Nothing keeps retrying, or waiting, in the background.
             (lab.admin.cancel if cancel else lab.admin.kill)(invocation)
@@ -121,6 +138,63 @@ def settle(lab: Lab, invocation: str, what: str, within: float | None = None,
             said = time.monotonic()
             print(f"… {what} is {status} after {waited:.0f} s", flush=True)
         time.sleep(0.1)
+
+
+def _cut_off(failure: str) -> bool:
+    """Whether ``failure`` is an attempt that a check's own crash cut off, lately."""
+    return (time.monotonic() - _last_crash[0] < ANSWER_SECONDS
+            and any(words in failure.lower() for words in CUT_OFF))
+
+
+def crash(lab: Lab, part: str, moment: str) -> None:
+    """Crash ``part`` of the lab (HOST: every service host restarted, so the handlers in flight
+    are cut off and Restate replays them; SERVER: restate-server SIGKILLed and started again on
+    its data) and say so on the learner's screen. A Restate the lab does not run is left alone."""
+    if part == SERVER and lab.external:
+        return
+    print(f"⚡ the check crashes {part} {moment}", flush=True)
+    _last_crash[0] = time.monotonic()
+    if part == HOST:
+        for host in lab.service_hosts:
+            host.restart()
+    else:
+        lab.server.restart()
+    _last_crash[0] = time.monotonic()
+
+
+def eventually(condition: Callable[[], Any], within: float) -> bool:
+    """Whether ``condition`` holds within ``within`` seconds (polled)."""
+    try:
+        wait_until(condition, within, "a condition of the check", interval=0.02)
+    except LabError:
+        return False
+    return True
+
+
+def journal_entries(lab: Lab, invocation: str) -> list[dict[str, Any]]:
+    """The journal of ``invocation``: its entries' types and names, in order."""
+    return lab.admin.sql("SELECT entry_type, name FROM sys_journal WHERE id = "
+                         f"{sql_string(invocation)} ORDER BY index")
+
+
+def stored_state(lab: Lab, service: str, key: str) -> dict[str, str]:
+    """What Restate keeps in the state of ``service``/``key``: name → value (JSON text)."""
+    return {row["key"]: row["value_utf8"] for row in lab.admin.sql(
+        f"SELECT key, value_utf8 FROM state WHERE service_name = {sql_string(service)} "
+        f"AND service_key = {sql_string(key)}")}
+
+
+def end_unfinished(lab: Lab, where: str) -> None:
+    """Kill every invocation that matches ``where`` (SQL on sys_invocation) and has not ended:
+    whatever the answer did, nothing it started keeps running after the check."""
+    for _ in range(20):  # a chain may schedule one more as it dies
+        ids = [row["id"] for row in lab.admin.sql(
+            f"SELECT id FROM sys_invocation WHERE status <> 'completed' AND ({where})")]
+        if not ids:
+            return
+        for invocation in ids:
+            lab.admin.kill(invocation)
+        time.sleep(0.2)
 
 
 def _fix(failure: str) -> str:

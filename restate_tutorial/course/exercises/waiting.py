@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
-from ...lab import IngressError, Lab, wait_until
+from ...lab import IngressError, Lab
 from ...scenarios import GOOD_BOOKING
 from ...simulated import mailer, travel
-from .checking import answer, check, expect, settle
+from .checking import (
+    HOST,
+    SERVER,
+    answer,
+    check,
+    crash,
+    eventually,
+    expect,
+    journal_entries,
+    settle,
+)
 
 #: How long the checks give a workflow to end once it has what it waits for.
 ENDS_WITHIN = 10.0
+#: 7.2: how soon a workflow must end once its promise is completed.
+DECIDED_WITHIN = 1.5
 
 
 def _ending(lab: Lab, invocation: str, what: str, stuck_hint: str) -> Any:
@@ -33,6 +46,7 @@ def check_withdraw(lab: Lab) -> None:
     trip = f"trip-{uuid.uuid4().hex[:8]}"
     reserved = travel.flights.ledger.count("reserve")
     invocation = _start(lab, "TripRequest", GOOD_BOOKING, trip)
+    crash(lab, SERVER, "while Run waits for its decision")
     try:
         answer(lab, "TripRequest", "Withdraw", {"reason": "plans changed"}, key=trip)
     except IngressError as error:
@@ -62,6 +76,7 @@ def check_withdraw(lab: Lab) -> None:
            f"Decide answered {late}", "leave Decide as it was: it answers 409 when the promise "
            "is completed already")
     _withdraw_after_approval(lab, f"{trip}-approved")
+    _rejected_with_a_reason(lab, f"{trip}-rejected")
 
 
 def _withdraw_after_approval(lab: Lab, trip: str) -> None:
@@ -80,41 +95,89 @@ def _withdraw_after_approval(lab: Lab, trip: str) -> None:
            "Withdraw sets, e.g. decision.get(\"withdrawn\")")
 
 
+def _rejected_with_a_reason(lab: Lab, trip: str) -> None:
+    invocation = _start(lab, "TripRequest", GOOD_BOOKING, trip)
+    answer(lab, "TripRequest", "Decide",
+           {"approved": False, "by": "Ada", "reason": "over budget"}, key=trip)
+    ended = _ending(lab, invocation, "TripRequest/Run", "Run waits on the promise \"decision\"")
+    expect(isinstance(ended, IngressError) and ended.status == 403,
+           "a rejection that gives a reason still a rejection: HTTP 403",
+           f"Run ended with {ended}", "tell a withdrawal by a field only Withdraw sets, e.g. "
+           "decision.get(\"withdrawn\") — not by a reason, which a decision may carry too")
+
+
 @check("Exercise 7.2 · escalate when the approver says nothing")
 def check_escalation(lab: Lab) -> None:
     trip = f"trip-{uuid.uuid4().hex[:8]}"
     first, second = f"ada-{trip}", f"grace-{trip}"
-    request = {"approver": first, "escalate_to": second, "timeout_seconds": 1}
-    ended = _ending(lab, _start(lab, "EscalatingApproval", request, trip),
-                    "EscalatingApproval/Run",
+    invocation = _start(lab, "EscalatingApproval",
+                        {"approver": first, "escalate_to": second, "timeout_seconds": 2}, trip)
+    _crash_in_the_second_wait(lab, invocation, first, second, SERVER)
+    ended = _ending(lab, invocation, "EscalatingApproval/Run",
                     "after asking the second approver, wait on the promise and a timer again")
     asked = (len(mailer.inbox(first)), len(mailer.inbox(second)))
     expect(asked == (1, 1), "nobody answering: the approver asked, then the second approver, "
            "once each", f"messages sent (approver, second approver): {asked}",
            "on a timeout, ask request[\"escalate_to\"] with ask(...) before waiting again")
+    sends = len(mailer.ledger.entries(to=second))
+    expect(sends == 1, "the second approver's message sent once, although restate-server "
+           "crashed during the second wait", f"the mailer was asked {sends} times: Restate "
+           "replayed Run after the crash, and a send that is not a journaled step ran again",
+           "send it with ask(ctx, request[\"escalate_to\"], \"escalated\"): a journaled "
+           "step (ctx.run_typed), which a replay does not run again")
+    timers = [e for e in journal_entries(lab, invocation) if e["entry_type"] == "Command: Sleep"]
+    expect(len(timers) == 2, "two durable timers in Run's journal: the first wait and the "
+           "second", f"Run's journal holds {len(timers)} timer(s)", "wait the second time as "
+           "the first: restate.select(decision=decision.value(), timeout=ctx.sleep(timeout)) "
+           "— a timer of the process (asyncio.sleep, time.sleep) starts again after a crash")
     expect(isinstance(ended, IngressError) and ended.status == 408,
            "nobody answering: Run to end with HTTP 408 after the second wait",
            f"Run ended with {ended}", "raise the 408 only when the second wait times out too")
+    _second_approver_answers(lab, f"{trip}-b")
+    _first_approver_answers(lab, f"{trip}-c")
 
-    # The second approver answers in time (a longer wait: the check must not lose the race).
-    trip = f"{trip}-b"
+
+def _crash_in_the_second_wait(lab: Lab, invocation: str, first: str, second: str,
+                              part: str) -> None:
+    """Crash ``part`` once the second approver was asked (and, for a journaled answer, once
+    the second wait is in the journal: a crash between the message and its journal entry
+    would send it again, as it should)."""
+    asked = eventually(lambda: mailer.inbox(second), ENDS_WITHIN)
+    expect(asked, "nobody answering in time: the second approver asked",
+           lambda: f"messages sent (approver, second approver): "
+           f"{(len(mailer.inbox(first)), len(mailer.inbox(second)))}",
+           "on a timeout, ask request[\"escalate_to\"] with ask(...) before waiting again")
+    # The answer does not journal it? Crash all the same.
+    eventually(lambda: sum(e["entry_type"] in ("Command: Sleep", "Command: Run")
+                           for e in journal_entries(lab, invocation)) >= 4, 1)
+    crash(lab, part, "during the second wait")
+
+
+def _second_approver_answers(lab: Lab, trip: str) -> None:
     first, second = f"ada-{trip}", f"grace-{trip}"
     invocation = _start(lab, "EscalatingApproval",
                         {"approver": first, "escalate_to": second, "timeout_seconds": 4}, trip)
-    wait_until(lambda: mailer.inbox(second), ENDS_WITHIN, "the second approver to be asked")
+    _crash_in_the_second_wait(lab, invocation, first, second, HOST)
     try:
         answer(lab, "EscalatingApproval", "Decide", {"approved": True, "by": second}, key=trip)
     except IngressError as error:
         expect(False, "the second approver's decision accepted while Run waits again",
                f"Decide answered {error}", "wait on the same promise \"decision\" again")
+    decided = time.monotonic()
     result = _ending(lab, invocation, "EscalatingApproval/Run",
                      "wait on the promise \"decision\" again: Decide completes that one")
+    took = time.monotonic() - decided
     expect(isinstance(result, dict) and result.get("approved_by") == second,
            f"the trip approved by the second approver ({second})", f"Run ended with {result}",
            "wait on the same promise \"decision\" again, raced against a new timer")
+    expect(took < DECIDED_WITHIN, f"Run to end as soon as the second approver decided (within "
+           f"{DECIDED_WITHIN:g} s)", f"Run ended {took:.1f} s after the decision: it waited "
+           "for its timer first", "race the promise against the timer — restate.select("
+           "decision=decision.value(), timeout=ctx.sleep(timeout)) — so that whichever comes "
+           "first ends the wait")
 
-    # The approver answers in time: nobody else is bothered.
-    trip = f"{trip}-c"
+
+def _first_approver_answers(lab: Lab, trip: str) -> None:
     first, second = f"ada-{trip}", f"grace-{trip}"
     invocation = _start(lab, "EscalatingApproval",
                         {"approver": first, "escalate_to": second, "timeout_seconds": 30}, trip)
