@@ -157,6 +157,9 @@ def _replace(*old_new: str) -> Callable[[str], str]:
     return edit
 
 
+WAIT_FOR_TOKEN = ("    await fan_out.wait_for_token(ctx, f\"search-{request['user']}\", "
+                  "per_second=1)\n")
+
 # Plausible wrong answers, each made from the solution by one edit, and what the check's verdict
 # must say about it: "not yet", for the right reason (a retried handler is reported at once).
 WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
@@ -317,7 +320,7 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         """    for airline, done in calls.items():
         answered.append(airline)
         fares.append(await done)"""),
-        "QuickSearch/Search to end"),
+        "the answer was"),
     "9.1 the slow calls left running": ("9.1", _replace(
         "            await call.cancel_invocation()", "            pass"),
         "still running"),
@@ -334,6 +337,22 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         answered.append(airline)
         fares.append(await done)"""),
         "['KL']"),
+    "9.1 a deadline instead of the first three answers": ("9.1", _replace(
+        "import restate\n", "from datetime import timedelta\n\nimport restate\n",
+        """    async for done in restate.as_completed(*calls.values()):
+        airline = next(name for name, call in calls.items() if call is done)
+        answered.append(airline)
+        fares.append(await done)
+        if len(answered) == 3:
+            break""",
+        """    deadline = ctx.sleep(timedelta(seconds=2))
+    async for done in restate.as_completed(deadline, *calls.values()):
+        if done is deadline:
+            break
+        airline = next(name for name, call in calls.items() if call is done)
+        answered.append(airline)
+        fares.append(await done)"""),
+        "'LH'"),
     "9.2 one bucket for everyone": ("9.2", _replace(
         'f"search-{request[\'user\']}"', '"searches"'),
         "Bob's search"),
@@ -354,6 +373,24 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "9.2 a burst of three allowed": ("9.2", _replace(
         "per_second=1)", "per_second=1, burst=3)"),
         "1 s apart"),
+    "9.2 the last search's time kept in memory": ("9.2", _replace(
+        "import restate\n", "import asyncio\nimport time\n\nimport restate\n",
+        "user_search = restate", "LAST: dict = {}\nuser_search = restate",
+        WAIT_FOR_TOKEN, """    now = time.time()
+    slot = max(now, LAST.get(request["user"], 0.0) + 1)
+    LAST[request["user"]] = slot
+    await asyncio.sleep(slot - now)\n"""),
+        "durable waits"),
+    "9.2 a count per user in memory": ("9.2", _replace(
+        "import restate\n", "import asyncio\n\nimport restate\n",
+        "user_search = restate", "COUNT: dict = {}\nuser_search = restate",
+        WAIT_FOR_TOKEN, """    COUNT[request["user"]] = count = COUNT.get(request["user"], 0) + 1
+    await asyncio.sleep(count - 1)\n"""),
+        "durable waits"),
+    "9.2 time.sleep, which blocks every handler of the host": ("9.2", _replace(
+        "import restate\n", "import time\n\nimport restate\n",
+        WAIT_FOR_TOKEN, "    time.sleep(1)\n"),
+        "durable waits"),
     "10.1 the tool written but not offered to the agent": ("10.1", _replace(
         "tools=[agent.search_fares, email_itinerary]", "tools=[agent.search_fares]"),
         "none was sent"),
@@ -369,6 +406,22 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         """    message_id = await unique_key(ctx, "message id")
     await ctx.run_typed(""", """    message_id = str(uuid.uuid4())
     await ctx.run_typed("""), "2 emails"),
+    "10.1 sent directly, with a message id made from the address": ("10.1", _replace(
+        """    message_id = await unique_key(ctx, "message id")
+    await ctx.run_typed("email itinerary", mailer.notify, to=address, subject="Your trip",
+                        body=f"The itinerary of conversation {ctx.key()}",
+                        message_id=message_id)""",
+        """    mailer.notify(to=address, subject="Your trip", message_id=f"itinerary-{address}",
+                  body=f"The itinerary of conversation {ctx.key()}")"""),
+        "asked 3 times"),
+    "10.1 a journaled step, with a message id made from the address": ("10.1", _replace(
+        'message_id = await unique_key(ctx, "message id")',
+        'message_id = f"itinerary-{address}"'),
+        "from two conversations"),
+    "10.1 a message id from the clock": ("10.1", _replace(
+        "import restate\n", "import time\n\nimport restate\n",
+        'message_id = await unique_key(ctx, "message id")', "message_id = str(time.time())"),
+        "2 emails"),
     "10.2 the cap checked after the model was asked": ("10.2", _replace(
         """    if spent >= CAP_TOKENS:
         return {"reply": f"This conversation has used its {CAP_TOKENS} tokens.", "tokens": 0}
@@ -383,10 +436,28 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
         """    ctx.set("tokens", spent + answer.get("tokens", 0))""",
         """    SPENT["all"] = spent + answer.get("tokens", 0)""", "CAP_TOKENS = 600",
         "CAP_TOKENS = 600\nSPENT: dict = {}"),
-        "another conversation"),
+        "in its state in Restate"),
     "10.2 only the last turn's tokens kept": ("10.2", _replace(
         'ctx.set("tokens", spent + answer.get("tokens", 0))',
         'ctx.set("tokens", answer.get("tokens", 0))'),
+        "never after"),
+    "10.2 the total kept in memory, per conversation": ("10.2", _replace(
+        """    spent = await ctx.get("tokens", type_hint=int) or 0""",
+        """    spent = SPENT.setdefault(ctx.key(), 0)""",
+        """    ctx.set("tokens", spent + answer.get("tokens", 0))""",
+        """    SPENT[ctx.key()] = spent + answer.get("tokens", 0)""", "CAP_TOKENS = 600",
+        "CAP_TOKENS = 600\nSPENT: dict = {}"),
+        "in its state in Restate"),
+    "10.2 messages counted instead of tokens": ("10.2", _replace(
+        """    spent = await ctx.get("tokens", type_hint=int) or 0
+    if spent >= CAP_TOKENS:""",
+        """    spent = await ctx.get("tokens", type_hint=int) or 0
+    messages = await ctx.get("messages", type_hint=int) or 0
+    ctx.set("messages", messages + 1)
+    if messages >= CAP_TOKENS // 150:"""),
+        "never after"),
+    "10.2 over the cap, not at it": ("10.2", _replace(
+        "if spent >= CAP_TOKENS:", "if spent > CAP_TOKENS:"),
         "never after"),
 }
 
