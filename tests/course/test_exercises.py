@@ -170,6 +170,17 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "1.1 a random request id outside any journaled step": ("1.1", _replace(
         'request_id = await unique_key(ctx, "request id")', "request_id = str(uuid.uuid4())"),
         "a balance of 200 points"),
+    "1.1 a new request id inside the add-points step": ("1.1", _replace(
+        """    request_id = await unique_key(ctx, "request id")
+    return await ctx.run_typed("add points", travel.loyalty.add_points, RunOptions(),
+                               request["member"], request["points"], request_id)""",
+        """    return await ctx.run_typed("add points", lambda: travel.loyalty.add_points(
+        request["member"], request["points"], str(uuid.uuid4())))"""),
+        "a balance of 200 points"),
+    "1.2 the hotel's cancellation never pushed": ("1.2", _replace(
+        "        compensations.append(lambda: ctx.service_call(hotel_service.cancel, hotel_id))\n",
+        ""),
+        "the undo in reverse order"),
     "1.2 the hotel's compensation pushed before its reservation": ("1.2", _replace(
         """        hotel_id = await ctx.service_call(hotel_service.reserve, hotel)
         compensations.append(lambda: ctx.service_call(hotel_service.cancel, hotel_id))""",
@@ -187,24 +198,46 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "2.1 every sleep twice the interval": ("2.1", _replace(
         "await ctx.sleep(interval,", "await ctx.sleep(interval * 2,"),
         "the first sleep as long as the interval"),
+    "2.1 a sleep of the process instead of a durable one": ("2.1", _replace(
+        "import restate\n", "import asyncio\n\nimport restate\n",
+        'await ctx.sleep(interval, name="moderation backoff")',
+        "await asyncio.sleep(interval.total_seconds())"),
+        "two durable sleeps"),
     "2.2 a ValueError instead of a TerminalError": ("2.2", _replace(
         "raise TerminalError(", "raise ValueError("),
         "ValueError"),
     "2.2 giving up one check late": ("2.2", _replace(
         "if checks == MAX_CHECKS:", "if checks > MAX_CHECKS:"),
         "it succeeded after 4 checks"),
+    "2.2 the checks counted in memory": ("2.2", _replace(
+        "strict_user_feed = restate", "CHECKS: dict = {}\nstrict_user_feed = restate",
+        "    checks = 0\n", "",
+        "        checks += 1  #",
+        "        CHECKS[user_id] = checks = CHECKS.get(user_id, 0) + 1  #"),
+        "exactly 3 moderation checks"),
     "3.1 no flag until the first update": ("3.1", _replace(
         ',\n                             "delivered": False}', "}"),
         "right after the registration"),
     "3.1 delivered once anywhere but the start": ("3.1", _replace(
         'update["location"] == info["finalDestination"]', 'len(info["locations"]) > 0'),
         "while on the way"),
+    "3.1 the locations overwritten, not appended": ("3.1", _replace(
+        '    info["locations"].append(update)', '    info["locations"] = [update]'),
+        "both locations kept"),
     "3.2 early updates kept but never applied": ("3.2", _replace(
         '"locations": early}', '"locations": []}'),
         "'locations': []"),
     "3.2 early updates applied newest first": ("3.2", _replace(
         '"locations": early}', '"locations": early[::-1]}'),
         "in the order they came"),
+    "3.2 early updates kept in memory": ("3.2", _replace(
+        "early_bird_tracker = restate", "EARLY: dict = {}\nearly_bird_tracker = restate",
+        "    early = await ctx.get(EARLY_KEY, type_hint=list) or []",
+        "    early = EARLY.pop(ctx.key(), [])",
+        "    ctx.clear(EARLY_KEY)\n", "",
+        "        ctx.set(EARLY_KEY, [*(await ctx.get(EARLY_KEY, type_hint=list) or []), update])",
+        "        EARLY.setdefault(ctx.key(), []).append(update)"),
+        "in the package's state"),
     "7.1 the withdrawal written to the state, the promise left open": ("7.1", _replace(
         """        await ctx.promise("decision", type_hint=dict).resolve(
             {"withdrawn": True, "reason": request["reason"]})""",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from ...lab import IngressError, Lab
-from .checking import answer, check, expect
+from .checking import SERVER, answer, check, crash, expect, stored_state
 
 PARIS = {"timestamp": "2024-10-10 13:00", "location": "Pinetree Road 5, Paris"}
 AMSTERDAM = {"timestamp": "2024-10-10 17:00", "location": "Bridge 6, Amsterdam"}
@@ -25,6 +25,7 @@ def check_delivered(lab: Lab) -> None:
     expect(on_the_way.get("delivered") is False, '"delivered": false while on the way',
            f"the state after Paris: {on_the_way}",
            'set "delivered" in the package info at registration and at every update')
+    crash(lab, SERVER, "between two location updates")
     answer(lab, "DeliveryTracker", "UpdateLocation", AMSTERDAM, key=package)
     arrived = lab.ingress.get("DeliveryTracker", "getPackageInfo", key=package) or {}
     expect(arrived.get("delivered") is True,
@@ -46,6 +47,12 @@ def check_early_updates(lab: Lab) -> None:
                    f"UpdateLocation answered HTTP {error.status}: {error.message}",
                    "instead of failing, store the update in a state key of its own "
                    "(e.g. \"early-locations\") and return")
+    kept = stored_state(lab, "EarlyBirdTracker", package)
+    expect(bool(kept), "the early updates kept in the package's state in Restate",
+           "nothing in the state of the package after two early updates",
+           "store them with ctx.set(\"early-locations\", …): a variable in memory is gone "
+           "after a restart of the service")
+    crash(lab, SERVER, "before the registration")
     answer(lab, "EarlyBirdTracker", "RegisterPackage", {"finalDestination": "Depot 1, Utrecht"},
            key=package)
     info = lab.ingress.get("EarlyBirdTracker", "getPackageInfo", key=package)

@@ -7,7 +7,7 @@ import uuid
 from ...lab import IngressError, Lab, wait_until
 from ...scenarios import GOOD_CARD, booking
 from ...simulated import travel
-from .checking import answer, check, expect, settle
+from .checking import SERVER, answer, check, crash, expect, settle
 
 #: The seed's booking, with a hotel.
 HOTEL_BOOKING = booking(GOOD_CARD, hotel={"hotel_id": "H-42", "nights": 3})
@@ -96,6 +96,7 @@ def _cancel_while_the_hotel_is_reserved(lab: Lab, trip: str) -> None:
                                       key=f"{trip}-cancelled")
         wait_until(lambda: travel.hotels.failures.fired("reserve") > 0, 30,
                    "the hotel's reservation to be tried")
+        crash(lab, SERVER, "while the hotel's reservation is retried")
         lab.admin.cancel(invocation)
         try:
             settle(lab, invocation, "the cancelled TripWithHotel/Run")

@@ -112,7 +112,7 @@ def check_escalation(lab: Lab) -> None:
     first, second = f"ada-{trip}", f"grace-{trip}"
     invocation = _start(lab, "EscalatingApproval",
                         {"approver": first, "escalate_to": second, "timeout_seconds": 2}, trip)
-    _crash_in_the_second_wait(lab, invocation, first, second, SERVER)
+    _crash_in_the_second_wait(lab, invocation, first, second, 2, SERVER)
     ended = _ending(lab, invocation, "EscalatingApproval/Run",
                     "after asking the second approver, wait on the promise and a timer again")
     asked = (len(mailer.inbox(first)), len(mailer.inbox(second)))
@@ -138,11 +138,11 @@ def check_escalation(lab: Lab) -> None:
 
 
 def _crash_in_the_second_wait(lab: Lab, invocation: str, first: str, second: str,
-                              part: str) -> None:
+                              timeout: float, part: str) -> None:
     """Crash ``part`` once the second approver was asked (and, for a journaled answer, once
     the second wait is in the journal: a crash between the message and its journal entry
     would send it again, as it should)."""
-    asked = eventually(lambda: mailer.inbox(second), ENDS_WITHIN)
+    asked = eventually(lambda: mailer.inbox(second), timeout + 3)
     expect(asked, "nobody answering in time: the second approver asked",
            lambda: f"messages sent (approver, second approver): "
            f"{(len(mailer.inbox(first)), len(mailer.inbox(second)))}",
@@ -157,7 +157,7 @@ def _second_approver_answers(lab: Lab, trip: str) -> None:
     first, second = f"ada-{trip}", f"grace-{trip}"
     invocation = _start(lab, "EscalatingApproval",
                         {"approver": first, "escalate_to": second, "timeout_seconds": 4}, trip)
-    _crash_in_the_second_wait(lab, invocation, first, second, HOST)
+    _crash_in_the_second_wait(lab, invocation, first, second, 4, HOST)
     try:
         answer(lab, "EscalatingApproval", "Decide", {"approved": True, "by": second}, key=trip)
     except IngressError as error:
