@@ -47,8 +47,11 @@ $(TOOLS_STAMP):
 	touch $@
 
 # JupyterLab on loopback only; it refuses to run as root unless told (containers, CI machines).
+# Its config dir is jupyter/: custom/custom.css keeps output lines from breaking inside words.
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+	JUPYTER_CONFIG_DIR="$(CURDIR)/jupyter" $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 \
+		--ServerApp.root_dir=notebooks \
+		--custom-css \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 # Chromium for the browser test: Debian's package (Playwright's own browser download is not

@@ -256,7 +256,7 @@ def state(admin: AdminClient, service: str, key: str | None = None) -> Table:
                      + _where(service_name=service, service_key=key)
                      + " ORDER BY service_key, key")
     for row in rows:
-        row["value"] = row.pop("value_utf8")
+        row["value"] = _readable(row.pop("value_utf8"))
     title = f"State of {service}" + (f"/{key}" if key is not None else "") + _answered_by(admin)
     return Table(title, ["service_key", "key", "value"], rows)
 
@@ -347,6 +347,8 @@ def entry_detail(entry_json: str | None) -> str:
             item = _outcome(item)
         elif not isinstance(item, str):
             item = json.dumps(item, ensure_ascii=False)
+        else:  # JSON text with a space after each comma and colon: a line may break there
+            item = _readable(item)
         parts.append(item if field in {"payload", "value", "result"} else f"{field}={item}")
     return ", ".join(parts)
 
