@@ -5,6 +5,7 @@ restate_tutorial.course.solutions passes its check."""
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,22 @@ def test_every_exercise_has_a_starter_cell_and_a_check() -> None:
     assert sorted(starters()) == sorted(EXERCISES)
     for number, source in starters().items():
         assert "# TODO" in source and "lab.serve(" in source, number
+
+
+def test_the_set_up_cell_imports_what_checks_solutions_and_hints_use() -> None:
+    """After a kernel restart a learner runs the set-up cell, then any exercise's check: every
+    name that checks, solutions and hints use is defined by then; solutions are collapsed."""
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        if not any("exercises.check_" in c.source for c in cells):
+            continue
+        setup = cells[0].source
+        for name in ("exercises", "logbook", "views", "lab"):
+            assert re.search(rf"\bimport .*\b{name}\b|^{name} = ", setup, re.M), (path, name)
+        for cell in cells:
+            if "exercises.show(" in cell.source:
+                assert cell.metadata["jupyter"] == {"source_hidden": True,
+                                                    "outputs_hidden": True}, path
 
 
 @pytest.mark.parametrize("number", list(EXERCISES))

@@ -220,9 +220,11 @@ def check(exercise: str) -> Callable[[Callable[..., None]], Callable[..., CheckR
                 return CheckResult(exercise, False, not_yet.expected, not_yet.happened,
                                    not_yet.hint)
             except IngressError as error:
+                service = error.target.split("/", 1)[0]
                 hint = ("if Restate does not know the service, run the cell that defines and "
                         "serves it (lab.serve) first; else logbook.show() and "
-                        "views.invocations(lab.admin, ...) show what your handler did")
+                        f"views.invocations(lab.admin, service={service!r}) show what your "
+                        "handler did")
                 return CheckResult(exercise, False, "every call of the check to succeed",
                                    f"{error.target} answered HTTP {error.status}: {error.message}",
                                    hint)
