@@ -193,8 +193,10 @@ def scheduled(admin: AdminClient, service: str | None = None) -> Table:
         due = parse_time(row["scheduled_start_at"])
         row["due"] = millis_to_time(int(due.timestamp() * 1000))
         row["in"] = f"{max((due - _now()).total_seconds(), 0):.1f} s"
+    # The UI's list of invocations filters scheduled calls out: link the soonest one's page.
+    link = ui_link(admin, rows[0]["id"]) if rows else f"{admin.url}/ui/invocations"
     return Table(f"Scheduled calls ({len(rows)}){_answered_by(admin)}",
-                 ["id", "target", "due", "in"], rows, link=f"{admin.url}/ui/invocations")
+                 ["id", "target", "due", "in"], rows, link=link)
 
 
 def _awaited(entry_type: str, body: dict[str, Any]) -> str | None:
