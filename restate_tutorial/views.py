@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 from .lab.admin import AdminClient, sql_string
 from .lab.processes import wait_until
@@ -35,7 +35,15 @@ class Table:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Table: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Table:
+        """A row, or (a slice, e.g. ``[-5:]``) a table of those rows."""
+        if isinstance(index, slice):
+            return Table(self.title, self.columns, self.rows[index], self.link)
         return self.rows[index]
 
     def column(self, name: str) -> list[Any]:

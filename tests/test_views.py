@@ -97,8 +97,19 @@ def test_table_renders_empty_and_escapes_html() -> None:
     assert "(no rows)" in str(Table("T", ["a"], []))
 
 
+def test_a_slice_of_a_table_is_a_table_and_a_row_is_a_dict() -> None:
+    table = Table("T", ["a"], [{"a": n} for n in range(9)], link="http://ui")
+    last = table[-2:]
+    assert isinstance(last, Table) and last.column("a") == [7, 8] and last.link == "http://ui"
+    assert table[0] == {"a": 0}
+
+
 def test_entry_detail_decodes_payloads_and_failures() -> None:
     assert entry_detail('{"Command":{"Input":{"payload":[123,125],"headers":[]}}}') == "{}"
+    payload = list(b'{"a":1,"b":[2,3]}')
+    # Spaces after commas and colons: a long payload wraps between its fields.
+    assert entry_detail(f'{{"Command":{{"Input":{{"payload":{payload}}}}}}}') == (
+        '{"a": 1, "b": [2, 3]}')
     failure = '{"Command":{"Output":{"result":{"Failure":{"code":409,"message":"no"}}}}}'
     assert entry_detail(failure) == "✗ [409] no"
 
