@@ -216,7 +216,13 @@ class Soak:
             wait_until(all_read, 120, "every record produced to be read")
         except LabError:
             pass
-        wait_until(idle, 300, "every invocation of the soak to finish", interval=0.5)
+        try:
+            wait_until(idle, 300, "every invocation of the soak to finish", interval=0.5)
+        except LabError:
+            left = self.lab.admin.sql("SELECT id, target, status, last_failure FROM "
+                                      "sys_invocation WHERE status <> 'completed' LIMIT 5")
+            raise LabError(f"The soak (seed {self.report.seed}) left invocations unfinished "
+                           f"after 300 s, e.g. {left}") from None
 
     # -- the check -----------------------------------------------------------------------
 

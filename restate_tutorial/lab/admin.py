@@ -19,6 +19,8 @@ FAST_CONSUMER_OPTIONS = {
     "session.timeout.ms": "2000",
     "heartbeat.interval.ms": "200",
 }
+#: How long an admin request is asked again while a partition has no leader (after a restart).
+SETTLING_SECONDS = 10.0
 
 
 class AdminClient:
@@ -38,12 +40,19 @@ class AdminClient:
 
     def _request(self, method: str, path: str, action: str, body: Any = None,
                  allow: tuple[int, ...] = ()) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, json=body,
-                                          headers={"accept": "application/json"})
-        except httpx.TransportError as error:
-            raise LabError(f"Restate admin at {self.url} is not reachable while trying to "
-                           f"{action} ({error}): is the lab started?") from None
+        deadline = time.monotonic() + SETTLING_SECONDS
+        while True:
+            try:
+                response = self._http.request(method, path, json=body,
+                                              headers={"accept": "application/json"})
+            except httpx.TransportError as error:
+                raise LabError(f"Restate admin at {self.url} is not reachable while trying to "
+                               f"{action} ({error}): is the lab started?") from None
+            # Right after a restart a partition may have no leader yet: asked again shortly.
+            if not (response.is_error and "not leader" in response.text
+                    and time.monotonic() < deadline):
+                break
+            time.sleep(0.2)
         if response.is_error and response.status_code not in allow:
             raise LabError(f"Restate refused to {action}: {_message(response)}")
         return response

@@ -35,7 +35,7 @@ from restate_tutorial.course.solutions import (
     strict_feed,
     withdraw_request,
 )
-from restate_tutorial.lab import Lab
+from restate_tutorial.lab import Lab, wait_until
 from restate_tutorial.patterns import event_transactions
 from restate_tutorial.simulated import travel
 
@@ -333,7 +333,7 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
     "8.2 giving up, and checking on": ("8.2", _replace(
         """                            "checks.", f"{ctx.key()}-gave-up")
         return""", """                            "checks.", f"{ctx.key()}-gave-up")"""),
-        "4 checks"),
+        "status 'gave up'"),
     "8.2 giving up before the last check": ("8.2", _replace(
         '    fare = await ctx.run_typed("check fare"',
         '    if checks >= watch["max_checks"]:\n'
@@ -534,11 +534,18 @@ RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
 }
 
 
-def _serve_edited(lab: Lab, number: str, edit: Callable[[str], str], name: str) -> None:
+def _serve_edited(lab: Lab, number: str, edit: Callable[[str], str], name: str) -> str:
+    """Serve the solution changed by ``edit``; returns the service's name."""
     _, solution, service = EXERCISES[number]
     namespace: dict[str, Any] = {"__name__": name, "uuid": uuid, "lab": lab}
     exec(compile(edit(inspect.getsource(solution)), name, "exec"), namespace)  # noqa: S102
     lab.serve(namespace[service])
+    return str(namespace[service].name)
+
+
+def _still_running(lab: Lab, service: str) -> list[dict[str, Any]]:
+    return lab.admin.sql("SELECT id, target, status FROM sys_invocation WHERE "
+                         f"target_service_name = '{service}' AND status <> 'completed'")
 
 
 @pytest.mark.parametrize("right", list(RIGHT_ANSWERS))
@@ -552,13 +559,15 @@ def test_a_correct_answer_unlike_the_solution_passes(lab: Lab, right: str) -> No
 @pytest.mark.parametrize("wrong", list(WRONG_ANSWERS))
 def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str) -> None:
     number, edit, says = WRONG_ANSWERS[wrong]
-    _serve_edited(lab, number, edit, f"wrong answer {wrong}")
+    service = _serve_edited(lab, number, edit, f"wrong answer {wrong}")
     result = EXERCISES[number][0](lab)
     assert not result.passed, wrong
     assert result.expected and result.happened and result.hint, result
     assert says in f"{result.expected} {result.happened}", result
     if "Restate retried it" in result.happened:
         assert "TerminalError" in result.hint and "\n" not in result.happened, result
+    # Whatever the answer did, the check left nothing of it running.
+    wait_until(lambda: not _still_running(lab, service), 5, f"{service} to have ended")
 
 
 def test_a_failed_check_leaves_no_chain_of_delayed_calls_running(lab: Lab) -> None:

@@ -1,34 +1,5 @@
-"""What a check says: passed, or what was expected, what happened, and a hint.
-
-The standard every check meets (Parts I–III; a new notebook's checks too):
-
-- A check drives a scenario against the running lab and proves the exercise's promise on the
-  simulated systems' ledgers and on Restate's records; it returns a :class:`CheckResult` and
-  never raises.
-- **It crashes the answer the way the course teaches**: a code that merely worked once must
-  not pass. At the moments that matter for the lesson, it restarts the service host
-  (:func:`crash`: the handlers in flight are cut off and Restate replays their journals) or
-  SIGKILLs restate-server — during a wait, after an effect — or loses a simulated system's
-  answer (the effect happened, its step is retried). An effect outside a journaled step then
-  shows twice on a ledger, a count kept in memory counts a replay twice, a timer that is not
-  durable starts again; where a crash cannot show it (memory survives a restart of a host
-  inside this kernel), the check reads Restate's records instead: the wait in the journal, the
-  total in the object's state. Its "happened" says what the crash revealed, and its hint names
-  the fix (``ctx.run``, ``ctx.get``/``ctx.set``, ``ctx.sleep`` raced with ``restate.select``…)
-  rather than repeating the task. Every contract a check tests is stated in the exercise.
-- It must say "not yet" to the unchanged starter **and** to the plausible wrong answers (at
-  least three per exercise): choose the scenario that exposes each one (a second, separate
-  request where a key derived from the request would merge two; a cancel or a terminal failure
-  during the very step whose compensation is pushed; an exact hit of a limit where ``>`` was
-  meant as ``>=``). ``tests/course/test_exercises.py`` keeps those wrong answers as test cases,
-  and the solution, and a correct answer that differs from it in details, must pass.
-- It answers in seconds (about 15 at most) and leaves nothing running: the learner's handler
-  is called through :func:`answer`, which watches Restate's record of the invocation. A handler
-  that fails and is retried is reported at once with its failure and the fix (a plain exception
-  where a ``TerminalError`` was meant is named as such), and the invocation is killed. A slow
-  answer (durable sleeps) prints a progress line every few seconds; none waits more than
-  ``ANSWER_SECONDS``.
-"""
+"""What a check says: passed, or what was expected, what happened, and a hint — and the
+tools every check uses to crash the answer. The standard they meet is the package's docstring."""
 
 from __future__ import annotations
 
@@ -215,6 +186,10 @@ def check(exercise: str) -> Callable[[Callable[..., None]], Callable[..., CheckR
         @functools.wraps(run)
         def checked(lab: Lab, *args: Any) -> CheckResult:
             try:
+                before = _running_of_yours(lab)
+            except LabError:
+                before = set()  # the lab is not up: the check says so below
+            try:
                 run(lab, *args)
             except NotYet as not_yet:
                 return CheckResult(exercise, False, not_yet.expected, not_yet.happened,
@@ -233,11 +208,31 @@ def check(exercise: str) -> Callable[[Callable[..., None]], Callable[..., CheckR
                                    "a handler that raises is retried by Restate, one that never "
                                    "returns never answers: logbook.show() shows its errors; fix "
                                    "it and run its cell again (a new deployment replaces it)")
+            finally:
+                _end_what_it_started(lab, before)
             return CheckResult(exercise, True)
 
         return checked
 
     return wrap
+
+
+def _running_of_yours(lab: Lab) -> set[str]:
+    """Invocations of services the lab does not bring (yours) that have not ended."""
+    own = {service.name for service in lab.services}
+    return {row["id"] for row in lab.admin.sql(
+        "SELECT id, target_service_name FROM sys_invocation WHERE status <> 'completed'")
+        if row["target_service_name"] not in own}
+
+
+def _end_what_it_started(lab: Lab, before: set[str]) -> None:
+    """Kill what the check started and is still running, whatever the answer did (a workflow
+    waiting on a promise nothing completes, a chain of delayed calls)."""
+    try:
+        for invocation in _running_of_yours(lab) - before:
+            lab.admin.kill(invocation)
+    except LabError:
+        pass  # the lab went down meanwhile: nothing runs there any more
 
 
 def show(solution: ModuleType) -> None:
