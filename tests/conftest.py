@@ -25,12 +25,12 @@ from restate_tutorial.simulated import (  # noqa: E402
     travel,
 )
 
-from .services import inbox  # noqa: E402
+from .services import inbox, relay  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    with Lab([*SERVICES, inbox]) as running:
+    with Lab([*SERVICES, inbox, relay]) as running:
         bank.connect(running.server.ingress_url)  # where the simulated bank answers
         yield running
 

@@ -48,8 +48,9 @@ class AdminClient:
             except httpx.TransportError as error:
                 raise LabError(f"Restate admin at {self.url} is not reachable while trying to "
                                f"{action} ({error}): is the lab started?") from None
-            # Right after a restart a partition may have no leader yet: asked again shortly.
-            if not (response.is_error and "not leader" in response.text
+            # Right after a restart a partition may have no leader yet, or its leader be the
+            # node's previous run ("not leader", "was shut down"): asked again shortly.
+            if not (response.is_error and "routing the request internally" in response.text
                     and time.monotonic() < deadline):
                 break
             time.sleep(0.2)

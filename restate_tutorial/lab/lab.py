@@ -20,6 +20,7 @@ from .admin import AdminClient
 from .cli import restate_cli
 from .cluster import RestateCluster
 from .errors import LabError
+from .identity import PRIVATE_KEY_SETTING, RequestIdentity, external_public_key
 from .ingress import IngressClient
 from .kafka import KafkaBroker
 from .processes import LOOPBACK
@@ -123,14 +124,24 @@ class Lab:
                 if len(self.ports.restate) > 1
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
         self.broker = KafkaBroker.from_env(self.ports.kafka, self.data_dir)
-        self.host = ServiceHost(restate.app(services=self.services), self.ports.services)
+        every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
+        # Signed requests: only this lab's Restate gets its requests run by the service host.
+        if external:
+            self.identity_keys = [key] if (key := external_public_key()) else []
+        else:
+            identity = RequestIdentity.new()
+            pem = identity.write(self.data_dir / "request-identity.pem")
+            self.identity_keys = [identity.public_key]
+            for node in every:
+                if isinstance(node, RestateServer):
+                    node.cluster_env[PRIVATE_KEY_SETTING] = str(pem)
+        self.host = ServiceHost(self._app(self.services), self.ports.services)
         # lab.serve(...): every deployment at a path of its own on one more host.
         self.mounts = Mounts()
         self.served: dict[str, str] = {}  # deployment id → its path on that host
         self._serving_host: ServiceHost | None = None
         self._paths = itertools.count(1)
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
-        every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
         for node in every:  # RESTATE_… settings for each restate-server the lab starts
             if isinstance(node, RestateServer):
                 node.cluster_env.update(server_settings or {})
@@ -212,7 +223,7 @@ class Lab:
             self._serving_host = ServiceHost(self.mounts)
         host = self._serving_host.start()
         path = f"d{next(self._paths)}"  # a path of its own, also for two serves at once
-        self.mounts.apps[path] = restate.app(services=list(services))
+        self.mounts.apps[path] = self._app(services)
         try:
             deployment = self.admin.register_deployment(f"{host.url}/{path}", force=False)
         except BaseException:
@@ -220,6 +231,10 @@ class Lab:
             raise
         self.served[str(deployment["id"])] = path
         return Deployment(deployment["id"], [_name(s) for s in services])
+
+    def _app(self, services: Sequence[Any]) -> Any:
+        """The ASGI app serving ``services``: it runs only requests signed by this lab's Restate."""
+        return restate.app(services=list(services), identity_keys=self.identity_keys or None)
 
     def replace_code(self, deployment_id: str, *services: Any) -> None:
         """Serve ``services`` instead of the code of deployment ``deployment_id`` (one of
@@ -233,7 +248,7 @@ class Lab:
         if path is None:
             raise LabError(f"{deployment_id} is not a deployment served by lab.serve(...): "
                            f"pick one of {', '.join(self.served) or '(none yet)'}.")
-        self.mounts.apps[path] = restate.app(services=list(services))
+        self.mounts.apps[path] = self._app(services)
         # A redeploy in place restarts the process: the requests in flight are cut off, and
         # Restate retries them — on the new code. (Every deployment of lab.serve shares this
         # host: theirs are retried too, on the code they had, which replays as before.)

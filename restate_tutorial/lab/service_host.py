@@ -115,15 +115,16 @@ class ServiceHost:
 
         await self.app(scope, receive, send_paced if scope["type"] == "http" else send)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving now; in-flight handlers are cancelled."""
+    def stop(self, timeout: float = 5.0, at_once: bool = False) -> None:
+        """Stop serving now; in-flight handlers are cancelled — ``at_once``, or once their
+        connections had ``timeout / 2`` seconds to close on their own."""
         thread, loop = self._thread, self._loop
         if thread is None or loop is None or not thread.is_alive():
             return
         stopping = self._stopping
         if stopping is not None:
             loop.call_soon_threadsafe(stopping.set)
-        thread.join(0.1)
+        thread.join(0.1 if at_once else timeout / 2)
         if thread.is_alive():  # connections that do not close on their own: cut them off
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
             thread.join(timeout)
@@ -146,8 +147,8 @@ class ServiceHost:
             return
         loop.default_exception_handler(context)
 
-    def restart(self) -> ServiceHost:
-        self.stop()
+    def restart(self, at_once: bool = False) -> ServiceHost:
+        self.stop(at_once=at_once)
         return self.start()
 
     def __repr__(self) -> str:

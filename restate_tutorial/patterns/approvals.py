@@ -29,7 +29,7 @@ from restate import RunOptions, TerminalError, WorkflowContext, WorkflowSharedCo
 
 from ..simulated import mailer
 from .keys import unique_key
-from .payloads import JSON_INPUT, fields, seconds
+from .payloads import JSON_INPUT, clip, fields, seconds
 from .sagas import parse_booking
 from .sagas import run as book
 
@@ -59,7 +59,7 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
     message_id = await unique_key(ctx, "message id")
     await ctx.run_typed("notify approver", mailer.notify, RunOptions(), approver,
                         SUBJECT.format(trip), _decide_curl(trip, approver), message_id)
-    log.info(f"Asked {approver} to approve trip {trip}")
+    log.info(f"Asked {clip(approver)} to approve trip {clip(trip)}")
 
     # Wait for the decision or the deadline, whichever comes first (both durable).
     decision = ctx.promise(DECISION, type_hint=dict)

@@ -56,6 +56,8 @@ MAX_DEADLINE_SECONDS = 300
 PERMITS_PER_AIRLINE = quotes.CAPACITY
 _ROUTE = re.compile(r"[A-Z]{3}-[A-Z]{3}")
 
+#: What Restate's awakeable ids look like (a permit holder is one).
+AWAKEABLE_ID = re.compile(r"(?:sign|prom)_1[A-Za-z0-9_-]{16,200}")
 fare_search = restate.Service("FareSearch")
 airlines = restate.Service("Airlines")
 airline_permits = restate.VirtualObject("AirlinePermits")
@@ -137,14 +139,14 @@ async def _quote(airline: str, route: str, request_id: str) -> dict[str, Any]:
         raise TerminalError(str(failure), 404) from None
 
 
-@airlines.handler(name="Quote", input_serde=JSON_INPUT)
+@airlines.handler(name="Quote", input_serde=JSON_INPUT, ingress_private=True)
 async def quote_with_permit(ctx: Context, request: Any) -> dict[str, Any]:
     airline, route = _parse_quote(request)
     async with permit(ctx, airline):
         return await _ask(ctx, airline, route)
 
 
-@airlines.handler(name="QuoteUnlimited", input_serde=JSON_INPUT)
+@airlines.handler(name="QuoteUnlimited", input_serde=JSON_INPUT, ingress_private=True)
 async def quote_unlimited(ctx: Context, request: Any) -> dict[str, Any]:
     airline, route = _parse_quote(request)
     # A 429 is an ordinary error: Restate retries it, with a growing backoff.
@@ -167,9 +169,9 @@ async def permit(ctx: Context, airline: str) -> AsyncIterator[None]:
     ctx.object_send(release, key=airline, arg=holder)
 
 
-@airline_permits.handler(name="Acquire", input_serde=JSON_INPUT)
+@airline_permits.handler(name="Acquire", input_serde=JSON_INPUT, ingress_private=True)
 async def acquire(ctx: ObjectContext, holder: Any) -> None:
-    holder = text(holder, "permit holder")
+    holder = _holder(holder)
     holders = await ctx.get("holders", type_hint=list) or []
     queue = await ctx.get("queue", type_hint=list) or []
     if holder in holders or holder in queue:
@@ -181,9 +183,9 @@ async def acquire(ctx: ObjectContext, holder: Any) -> None:
         ctx.set("queue", [*queue, holder])
 
 
-@airline_permits.handler(name="Release", input_serde=JSON_INPUT)
+@airline_permits.handler(name="Release", input_serde=JSON_INPUT, ingress_private=True)
 async def release(ctx: ObjectContext, holder: Any) -> None:
-    holder = text(holder, "permit holder")
+    holder = _holder(holder)
     holders = await ctx.get("holders", type_hint=list) or []
     queue = await ctx.get("queue", type_hint=list) or []
     if holder in queue:  # cancelled before its turn
@@ -199,9 +201,18 @@ async def release(ctx: ObjectContext, holder: Any) -> None:
 
 @airline_permits.handler(name="Status", kind="shared")
 async def permit_status(ctx: ObjectSharedContext) -> dict[str, Any]:
+    """How many permits are held and queued — not by whom: a holder's id releases its permit."""
     return {"limit": PERMITS_PER_AIRLINE,
-            "holders": await ctx.get("holders", type_hint=list) or [],
-            "queue": await ctx.get("queue", type_hint=list) or []}
+            "held": len(await ctx.get("holders", type_hint=list) or []),
+            "queued": len(await ctx.get("queue", type_hint=list) or [])}
+
+
+def _holder(value: Any) -> str:
+    """A permit holder: an awakeable's id, else TerminalError(400) before any state changes."""
+    holder = text(value, "permit holder")
+    if not AWAKEABLE_ID.fullmatch(holder):
+        raise TerminalError("malformed permit holder: not an awakeable id", 400)
+    return holder
 
 
 # --- The rate limit recipe: a token bucket per key, and a durable sleep until the token. ---
@@ -212,11 +223,11 @@ paced_mailer = restate.Service("PacedMailer")
 MAILS_PER_SECOND = 2.0
 
 
-@rate_limiter.handler(name="Take", input_serde=JSON_INPUT)
+@rate_limiter.handler(name="Take", input_serde=JSON_INPUT, ingress_private=True)
 async def take(ctx: ObjectContext, limit: Any) -> float:
     """Reserve the key's next token; answers how many seconds until it is due (0: now)."""
     rate = seconds(fields(limit, "rate limit", per_second=(int, float))["per_second"],
-                   "rate limit", "per_second", 1_000)
+                   "rate limit", "per_second", 1_000, minimum=0.01)
     burst = limit.get("burst", 1)
     if not isinstance(burst, int) or isinstance(burst, bool) or not 1 <= burst <= 1_000:
         raise TerminalError("malformed rate limit: burst must be a whole number from 1 to "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ MAX_TEXT_CHARS = 2_000
 MAX_DEPTH = 32
 #: The most digits an integer in a request body may have.
 MAX_INT_DIGITS = 30
+#: The shortest period, delay or timeout a handler accepts (a shorter one would only spin:
+#: a watch every 1e-9 s is ~80 ticks a second, a cron every 1e-300 s overflows).
+MIN_SECONDS = 0.1
 #: How much of a user's text a log line shows.
 LOG_CLIP_CHARS = 80
 
@@ -100,17 +104,28 @@ def text(value: Any, what: str) -> str:
     return value
 
 
-def seconds(value: Any, what: str, field: str, maximum: float) -> float:
-    """``value`` as a number of seconds above 0 and at most ``maximum``; else TerminalError(400)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= maximum:
-        raise TerminalError(f"malformed {what}: {field} must be a number above 0 and at most "
+def seconds(value: Any, what: str, field: str, maximum: float,
+            minimum: float = MIN_SECONDS) -> float:
+    """``value`` as a number from ``minimum`` to ``maximum`` (seconds, or a rate); else
+    TerminalError(400)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or not minimum <= value <= maximum:
+        raise TerminalError(f"malformed {what}: {field} must be a number from {minimum:g} to "
                             f"{maximum:,}", 400)
     return float(value)
 
 
-def clip(text: str, limit: int = LOG_CLIP_CHARS) -> str:
-    """``text`` cut to ``limit`` characters for a log line ("…" marks the cut)."""
-    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+def clip(text: Any, limit: int = LOG_CLIP_CHARS) -> str:
+    """``text`` made safe for one log line: control characters (CR, LF, ESC, NUL, …) shown
+    escaped (``\\r``, ``\\x1b``), not sent, and cut to ``limit`` characters ("…" marks the cut)."""
+    shown = "".join(_escaped(char) for char in str(text)[:limit])
+    return shown if len(shown) <= limit and len(str(text)) <= limit else f"{shown[:limit - 1]}…"
+
+
+def _escaped(char: str) -> str:
+    if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+        return char.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return char
 
 
 def _unsafe(value: Any) -> str | None:

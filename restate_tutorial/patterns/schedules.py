@@ -71,7 +71,7 @@ async def book_with_reminder(ctx: ObjectContext, request: Any) -> dict[str, Any]
     return {**trip, "reminder": reminder}
 
 
-@trip_reminders.handler(name="Remind")
+@trip_reminders.handler(name="Remind", ingress_private=True)  # only Book sends it
 async def remind(ctx: ObjectContext) -> None:
     if await ctx.get("status", type_hint=str) != "booked":
         return  # cancelled meanwhile (its reminder was cancelled too: belt and braces)
@@ -123,7 +123,7 @@ async def start(ctx: ObjectContext, request: Any) -> dict[str, Any]:
     return await _status(ctx)
 
 
-@price_watch.handler(name="Tick")
+@price_watch.handler(name="Tick", ingress_private=True)  # only the chain calls it
 async def tick(ctx: ObjectContext, generation: int) -> None:
     if generation != await ctx.get("generation", type_hint=int):
         return  # a tick of a chain that was stopped or replaced
@@ -194,7 +194,7 @@ async def start_cron(ctx: ObjectContext, request: Any) -> dict[str, Any]:
     return {"job": ctx.key(), "every_seconds": every, "pending": await ctx.get("pending")}
 
 
-@cron_job.handler(name="Tick")
+@cron_job.handler(name="Tick", ingress_private=True)  # only the schedule calls it
 async def cron_tick(ctx: ObjectContext, slot: dict[str, Any]) -> None:
     if slot["generation"] != await ctx.get("generation", type_hint=int):
         return  # stopped or replaced

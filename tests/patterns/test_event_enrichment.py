@@ -9,6 +9,7 @@ import pytest
 
 from restate_tutorial import views
 from restate_tutorial.lab import IngressError, Lab, wait_until
+from restate_tutorial.logbook import logbook
 
 TOPIC = "package-location-updates"
 PARIS = {"timestamp": "2024-10-10 13:00", "location": "Pinetree Road 5, Paris"}
@@ -109,3 +110,20 @@ def test_malformed_registration_is_a_400(tracker: Lab) -> None:
         tracker.ingress.call("PackageTracker", "RegisterPackage", {"destination": "x"},
                              key=package())
     assert rejected.value.status == 400 and "finalDestination" in rejected.value.message
+
+
+def test_user_text_in_a_log_line_is_escaped_and_clipped(tracker: Lab) -> None:
+    """A key or a location with CR/LF (a forged log line), ESC (terminal colours) or NUL, and a
+    10 KB one: each log line shows them escaped, at most 80 characters of each."""
+    forged = "Paris\r\nINFO Package admin is at the vault\x1b[31m\x00"
+    key = f"package-{uuid.uuid4().hex[:6]}-" + "k" * 10_000
+    since = logbook.mark()
+    tracker.ingress.call("PackageTracker", "RegisterPackage", {"finalDestination": forged},
+                         key=key)
+    [line] = logbook.lines(since, containing="registered for")
+    assert "\r" not in line and "\n" not in line and "\x1b" not in line and "\x00" not in line
+    assert "Paris\\r\\nINFO" in line and "\\x1b[31m\\x00" in line
+    assert "k" * 80 not in line and "…" in line
+    with pytest.raises(IngressError) as refused:  # the 404 does not repeat the key whole
+        tracker.ingress.get("PackageTracker", "getPackageInfo", key=key + "x")
+    assert refused.value.status == 404 and "k" * 100 not in refused.value.message

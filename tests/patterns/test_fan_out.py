@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import restate
 
+from restate_tutorial import views
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.lab.admin import sql_string
 from restate_tutorial.patterns.fan_out import MAILS_PER_SECOND, airlines, quote_unlimited
@@ -43,7 +44,7 @@ def searches_in_flight(lab: Lab, count: int, **body: Any) -> list[str]:
 
 def permits_free(lab: Lab) -> bool:
     return all(lab.ingress.get("AirlinePermits", "Status", key=airline)
-               == {"limit": quotes.CAPACITY, "holders": [], "queue": []}
+               == {"limit": quotes.CAPACITY, "held": 0, "queued": 0}
                for airline in quotes.AIRLINES)
 
 
@@ -180,7 +181,7 @@ def test_restates_own_flow_control_holds_the_limit_behind_experimental_flags() -
 def test_a_cancelled_search_leaks_no_permit_waiting_or_holding(lab: Lab) -> None:
     quotes.script("TP", latency=30)
     ids = searches_in_flight(lab, 4)  # two hold TP's permits, two wait in its queue
-    wait_until(lambda: len(lab.ingress.get("AirlinePermits", "Status", key="TP")["queue"]) == 2,
+    wait_until(lambda: lab.ingress.get("AirlinePermits", "Status", key="TP")["queued"] == 2,
                30, "two TP quotes queued")
     for search_id in ids:
         lab.admin.cancel(search_id)
@@ -211,7 +212,8 @@ def test_messages_are_paced_by_the_token_bucket(lab: Lab) -> None:
     ({"route": "AMS-LIS", "deadline_seconds": "5"}, "deadline_seconds"),
     ({"route": "AMS-LIS", "deadline_seconds": True}, "deadline_seconds"),
     ({"route": "AMS-LIS", "deadline_seconds": 10**400}, "more than 30 digits"),
-    ({"route": "AMS-LIS", "deadline_seconds": 1e9}, "at most 300"),
+    ({"route": "AMS-LIS", "deadline_seconds": 1e9}, "from 0.1 to 300"),
+    ({"route": "AMS-LIS", "deadline_seconds": 1e-9}, "from 0.1 to 300"),
     ('{"route": "AMS-LIS", "deadline_seconds": NaN}', "not a finite number"),
     ({"route": "AMS-LIS" * 1000}, "more than the limit"),
     ('{"route": "\\ud800"}', "not valid Unicode"),
@@ -230,9 +232,38 @@ def test_a_malformed_search_is_400_and_asks_no_airline(lab: Lab, body: Any,
     ("RateLimiter", "Take", {"per_second": 0}, "per_second"),
     ("RateLimiter", "Take", {"per_second": 2, "burst": True}, "burst"),
     ("PacedMailer", "Send", {"to": "ada"}, "'subject'"),
+    ("AirlinePermits", "Acquire", "not-an-awakeable", "not an awakeable id"),
+    ("AirlinePermits", "Release", "sign_1", "not an awakeable id"),
 ])
 def test_the_building_blocks_refuse_malformed_input(lab: Lab, service: str, handler: str,
                                                     body: Any, complaint: str) -> None:
+    """From another handler (the private ones are not reachable otherwise): a clear 400."""
+    key = f"k-{uuid.uuid4().hex[:6]}" if service in ("RateLimiter", "AirlinePermits") else None
     with pytest.raises(IngressError) as refused:
-        lab.ingress.call(service, handler, body, key="k" if service == "RateLimiter" else None)
+        lab.ingress.call("Relay", "call", {"service": service, "handler": handler, "key": key,
+                                           "body": body})
     assert refused.value.status == 400 and complaint in refused.value.message
+    if service == "AirlinePermits":  # refused before any state changed
+        assert views.state(lab.admin, "AirlinePermits", key).rows == []
+
+
+@pytest.mark.parametrize(("service", "handler", "key"), [
+    ("Airlines", "Quote", None), ("Airlines", "QuoteUnlimited", None),
+    ("AirlinePermits", "Acquire", "KL"), ("AirlinePermits", "Release", "KL"),
+    ("RateLimiter", "Take", "mailer"), ("PriceWatch", "Tick", "KL1"), ("CronJob", "Tick", "j"),
+    ("TripReminders", "Remind", "trip-1"),
+])
+def test_an_internal_handler_is_private_to_the_ingress(lab: Lab, service: str, handler: str,
+                                                       key: str | None) -> None:
+    """Only Restate and other handlers call these: a client at the ingress is refused, and
+    nothing runs."""
+    def invocations() -> int:
+        return int(lab.admin.sql(
+            f"SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = '{service}'"
+            f" AND target_handler_name = '{handler}'")[0]["n"])
+
+    before = invocations()
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call(service, handler, {"per_second": 0.001}, key=key)
+    assert 400 <= refused.value.status < 500, refused.value
+    assert invocations() == before

@@ -214,6 +214,8 @@ def test_the_chain_survives_a_crash_and_a_start_after_it_leaves_one_chain(
 
 @pytest.mark.parametrize("body", [
     {"every_seconds": 0, "below": 1, "notify": "a"},
+    {"every_seconds": 1e-9, "below": 1, "notify": "a"},  # ~80 ticks a second, unrefused
+    {"every_seconds": 0.099, "below": 1, "notify": "a"},
     {"every_seconds": "1", "below": 1, "notify": "a"},
     {"every_seconds": 1, "notify": "a"},
     {"every_seconds": 1, "below": 1},
@@ -232,6 +234,18 @@ def cron_runs(job: str) -> list[tuple[float, float]]:
     """(slot, when it ran) of each run of ``job``, oldest first."""
     return [(float(e["body"].removeprefix("slot ")), e["at"])
             for e in mailer.ledger.entries("notify", to=f"ops-{job}")]
+
+
+@pytest.mark.parametrize("every", [1e-300, 1e-9, 0.05, 0, -1])
+def test_a_cron_job_with_a_period_under_the_floor_is_400_and_schedules_nothing(
+        lab: Lab, every: float) -> None:
+    job = f"floor-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("CronJob", "Start", {"every_seconds": every}, key=job)
+    assert refused.value.status == 400 and "from 0.1 to" in refused.value.message
+    assert lab.admin.sql("SELECT id FROM sys_invocation WHERE target_service_name = 'CronJob'"
+                         f" AND target_service_key = {sql_string(job)} AND "
+                         "target_handler_name = 'Tick'") == []
 
 
 def test_next_slot_is_the_next_multiple_of_the_period() -> None:

@@ -127,7 +127,7 @@ def crash(lab: Lab, part: str, moment: str) -> None:
     _last_crash[0] = time.monotonic()
     if part == HOST:
         for host in lab.service_hosts:
-            host.restart()
+            host.restart(at_once=True)
     else:
         lab.server.restart()
     _last_crash[0] = time.monotonic()
