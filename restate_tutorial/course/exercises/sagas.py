@@ -29,6 +29,7 @@ def check_loyalty_points(lab: Lab) -> None:
            "the step runs again — made in a journaled step of its own, as in section 10 (a key "
            "made inside the add-points step would be new on every retry)")
     # A second award of the same points to the same member: another request, not a repeat.
+    crash(lab, SERVER, "between two awards")
     answer(lab, "LoyaltyBonus", "Award", {"member": member, "points": 100})
     balance = travel.loyalty.balance(member)
     expect(balance == 200, "two separate awards of 100 points to add up to 200",
