@@ -514,6 +514,41 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str]] = {
 
 # Correct answers that differ from the solution in what the exercise leaves open: each passes.
 RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "1.1 another name for the request id's step": ("1.1", _replace(
+        'unique_key(ctx, "request id")', 'unique_key(ctx, "loyalty award id")')),
+    "1.2 the confirmations awaited one by one": ("1.2", _replace(
+        """        for confirmation in [ctx.service_call(flight_service.confirm, flight_id),
+                             ctx.service_call(car_service.confirm, car_id),
+                             ctx.service_call(hotel_service.confirm, hotel_id)]:
+            await confirmation""",
+        """        await ctx.service_call(flight_service.confirm, flight_id)
+        await ctx.service_call(car_service.confirm, car_id)
+        await ctx.service_call(hotel_service.confirm, hotel_id)""")),
+    "2.1 the interval as a power of two": ("2.1", _replace(
+        "    interval = event_transactions.poll_interval\n", "    checks = 0\n",
+        """        await ctx.sleep(interval, name="moderation backoff")
+        interval *= 2  #""",
+        """        await ctx.sleep(event_transactions.poll_interval * 2 ** checks, name="backoff")
+        checks += 1  #""")),
+    "2.2 another message and status for the rejection": ("2.2", _replace(
+        'raise TerminalError(f"post {post_id} rejected: still not moderated after "',
+        'raise TerminalError(f"moderation gave up on post {post_id} after "')),
+    "3.1 the flag computed when it is read": ("3.1", _replace(
+        '    info["delivered"] = info.get("delivered") or '
+        'update["location"] == info["finalDestination"]\n', "",
+        '    return await ctx.get("package-info", type_hint=dict)',
+        """    info = await ctx.get("package-info", type_hint=dict)
+    if info is not None:
+        info["delivered"] = any(place["location"] == info["finalDestination"]
+                                for place in info["locations"])
+    return info""")),
+    "3.2 the early updates under another state key": ("3.2", _replace(
+        'EARLY_KEY = "early-locations"', 'EARLY_KEY = "waiting-updates"')),
+    "7.1 a withdrawal of another shape": ("7.1", _replace(
+        """{"withdrawn": True, "reason": request["reason"]}""",
+        """{"withdrawal": request["reason"]}""",
+        'if decision.get("withdrawn"):', 'if "withdrawal" in decision:',
+        "{decision['reason']}", "{decision['withdrawal']}")),
     "7.2 a loop instead of two waits": ("7.2", _replace(
         """    await ask(ctx, request["approver"], "first")
     winner, value = await restate.select(decision=decision.value(), timeout=ctx.sleep(timeout))
@@ -528,9 +563,21 @@ RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
                                              timeout=ctx.sleep(timeout))
         if winner == "decision":
             break""")),
+    "8.1 the pending id under another state key": ("8.1", _replace(
+        '"pending"', '"reminder-id"')),
     "8.2 another subject and message id": ("8.2", _replace(
         'f"{ctx.key()}: no luck"', 'f"Watch of {ctx.key()} stopped"',
         'f"{ctx.key()}-gave-up"', 'str(ctx.request().id)')),
+    "9.1 the best fare by sorting": ("9.1", _replace(
+        'return {"best": min(fares, key=lambda fare: fare["fare"]), "answered": answered}',
+        'return {"best": sorted(fares, key=lambda fare: fare["fare"])[0], "answered": answered}')),
+    "9.2 another key scheme for the user's bucket": ("9.2", _replace(
+        """f"search-{request['user']}\"""", """f"user-search:{request['user']}\"""")),
+    "10.1 another subject, another step name": ("10.1", _replace(
+        'subject="Your trip"', 'subject="Itinerary"',
+        'unique_key(ctx, "message id")', 'unique_key(ctx, "itinerary email id")')),
+    "10.2 another name for the spend in the state": ("10.2", _replace(
+        'ctx.get("tokens"', 'ctx.get("spent"', 'ctx.set("tokens"', 'ctx.set("spent"')),
 }
 
 
