@@ -53,6 +53,7 @@ class ServiceHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._fencing = False  # the loop is past serving, waiting for running steps to end
 
     @property
     def url(self) -> str:
@@ -68,6 +69,7 @@ class ServiceHost:
             return self
         processes.ensure_port_free(self.port, "the tutorial's service host")
         self._error = None
+        self._fencing = False
         self._thread = threading.Thread(target=self._run, name=f"service-host:{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -90,6 +92,7 @@ class ServiceHost:
         except BaseException as error:  # reported through start() / stop()
             self._error = error
         finally:
+            self._fencing = True  # from here on, stop() cancels nothing: this is the fence
             leftovers = asyncio.all_tasks(loop)
             for task in leftovers:
                 task.cancel()
@@ -126,12 +129,18 @@ class ServiceHost:
             loop.call_soon_threadsafe(stopping.set)
         thread.join(0.1 if at_once else timeout / 2)
         if thread.is_alive():  # connections that do not close on their own: cut them off
-            loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+            loop.call_soon_threadsafe(self._cut_off, loop)
             thread.join(timeout)
         if thread.is_alive():
             raise LabError(f"The service host {self.url} did not stop within {timeout:g} s: a "
                            "ctx.run step is still running in it; let it finish, then stop again.")
         self._thread = None
+
+    def _cut_off(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the tasks still serving — not the fence that waits for running steps."""
+        if not self._fencing:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Connections cut off by stop() are expected; so is one connection's end in hypercorn

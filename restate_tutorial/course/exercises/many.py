@@ -103,9 +103,11 @@ def _paced(lab: Lab, sent: float, searches: list[str], bob: str) -> None:
     # Bob searches once Ada's three searches have taken their tokens (each reserves one: the
     # third is due 2 s from now) — or after 3 s, if they take none.
     eventually(lambda: _tokens_taken(lab, searches) == len(searches), 3)
-    crash(lab, HOST, "while Ada's searches wait for their turn")
     bob_sent = time.time()
     bobs = lab.ingress.send("UserSearch", "Search", {"user": bob, "route": ROUTE})
+    # Bob's search under way (or 3 s gone), Ada's last one still waits its turn: a crash.
+    eventually(lambda: _quotes_started(lab, bobs), 3)
+    crash(lab, HOST, "while Ada's last search waits for its turn")
     for search in [*searches, bobs]:
         found = settle(lab, search, "UserSearch/Search", within=3 * SEARCH_EVERY + 3,
                        cancel_if_stuck=True)
