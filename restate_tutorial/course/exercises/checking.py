@@ -118,16 +118,16 @@ def _cut_off(failure: str) -> bool:
 
 
 def crash(lab: Lab, part: str, moment: str) -> None:
-    """Crash ``part`` of the lab (HOST: every service host restarted, so the handlers in flight
-    are cut off and Restate replays them; SERVER: restate-server SIGKILLed and started again on
-    its data) and say so on the learner's screen. A Restate the lab does not run is left alone."""
+    """Crash ``part`` of the lab (HOST: the service host of your code restarted, so its
+    handlers in flight are cut off and Restate replays them; SERVER: restate-server SIGKILLed
+    and started again on its data) and say so on the learner's screen. A Restate the lab does
+    not run is left alone."""
     if part == SERVER and lab.external:
         return
     print(f"⚡ the check crashes {part} {moment}", flush=True)
     _last_crash[0] = time.monotonic()
-    if part == HOST:
-        for host in lab.service_hosts:
-            host.restart(at_once=True)
+    if part == HOST:  # the host serving your code (lab.serve's), the lab's own if none
+        lab.service_hosts[-1].restart(at_once=True)
     else:
         lab.server.restart()
     _last_crash[0] = time.monotonic()
