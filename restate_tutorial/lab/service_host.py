@@ -8,6 +8,7 @@ kernel interrupt (SIGINT reaches the main thread only) does not touch it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import warnings
@@ -53,7 +54,6 @@ class ServiceHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
-        self._fencing = False  # the loop is past serving, waiting for running steps to end
 
     @property
     def url(self) -> str:
@@ -69,7 +69,6 @@ class ServiceHost:
             return self
         processes.ensure_port_free(self.port, "the tutorial's service host")
         self._error = None
-        self._fencing = False
         self._thread = threading.Thread(target=self._run, name=f"service-host:{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -92,13 +91,14 @@ class ServiceHost:
         except BaseException as error:  # reported through start() / stop()
             self._error = error
         finally:
-            self._fencing = True  # from here on, stop() cancels nothing: this is the fence
             leftovers = asyncio.all_tasks(loop)
             for task in leftovers:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-            # The fence: step functions still running in worker threads finish here.
-            loop.run_until_complete(loop.shutdown_default_executor())
+            # The fence: step functions still running in worker threads finish here (unless
+            # stop() cut it off too: those steps then finish on their own).
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     async def _serve(self) -> None:
@@ -129,18 +129,12 @@ class ServiceHost:
             loop.call_soon_threadsafe(stopping.set)
         thread.join(0.1 if at_once else timeout / 2)
         if thread.is_alive():  # connections that do not close on their own: cut them off
-            loop.call_soon_threadsafe(self._cut_off, loop)
-            thread.join(timeout)
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+            thread.join(timeout / 2)
         if thread.is_alive():
             raise LabError(f"The service host {self.url} did not stop within {timeout:g} s: a "
                            "ctx.run step is still running in it; let it finish, then stop again.")
         self._thread = None
-
-    def _cut_off(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Cancel the tasks still serving — not the fence that waits for running steps."""
-        if not self._fencing:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
 
     def _on_loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Connections cut off by stop() are expected; so is one connection's end in hypercorn
