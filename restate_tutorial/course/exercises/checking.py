@@ -217,25 +217,24 @@ def check(exercise: str) -> Callable[[Callable[..., None]], Callable[..., CheckR
     return wrap
 
 
+def _yours(lab: Lab) -> str:
+    """SQL on sys_invocation: an invocation of a service the lab does not bring (yours)."""
+    own = ", ".join(sql_string(service.name) for service in lab.services) or "''"
+    return f"target_service_name NOT IN ({own})"
+
+
 def _running_of_yours(lab: Lab) -> set[str]:
-    """Invocations of services the lab does not bring (yours) that have not ended."""
-    own = {service.name for service in lab.services}
+    """Invocations of your services that have not ended."""
     return {row["id"] for row in lab.admin.sql(
-        "SELECT id, target_service_name FROM sys_invocation WHERE status <> 'completed'")
-        if row["target_service_name"] not in own}
+        f"SELECT id FROM sys_invocation WHERE status <> 'completed' AND {_yours(lab)}")}
 
 
 def _end_what_it_started(lab: Lab, before: set[str]) -> None:
     """Kill what the check started and is still running, whatever the answer did (a workflow
     waiting on a promise nothing completes, a chain of delayed calls)."""
+    earlier = ", ".join(sql_string(invocation) for invocation in before) or "''"
     try:
-        for _ in range(20):  # a chain may schedule one more as it dies
-            left = _running_of_yours(lab) - before
-            if not left:
-                return
-            for invocation in left:
-                lab.admin.kill(invocation)
-            time.sleep(0.2)
+        end_unfinished(lab, f"{_yours(lab)} AND id NOT IN ({earlier})")
     except LabError:
         pass  # the lab went down meanwhile: nothing runs there any more
 
