@@ -19,6 +19,8 @@ from .lab import AdminClient, IngressError, KafkaBroker, Lab, LabError, LabPorts
 from .lab.binaries import RESTATE_VERSION, install_tools
 from .lab.stalls import skip_record
 from .logbook import OneLineRetries
+from .patterns import approvals
+from .patterns.payloads import clip
 from .scenarios import (
     GOOD_BOOKING,
     SEED_BOOKING,
@@ -58,7 +60,13 @@ def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
             for topic, service, handler in SUBSCRIPTIONS:
                 lab.subscribe(topic, service, handler)
         bank.connect(lab.server.ingress_url)  # the simulated bank answers 3-D Secure there
+        # Every message to a person, one line each: an approver's holds the curl that decides.
+        mailer.forward(lambda to, subject, body: print(
+            f"✉ to {clip(to)}: {clip(subject)} — "
+            f"{clip(body.replace('localhost:8080', lab.server.ingress_url), 400)}", flush=True))
         print(lab.ready_line(), "· model", model_url, "· Ctrl-C stops", flush=True)
+        print("Private (only Restate and other handlers may call them):",
+              ", ".join(lab.admin.private_handlers()), flush=True)
         try:
             stop.wait()
         except KeyboardInterrupt:
@@ -154,9 +162,10 @@ def demo_approvals(lab: Lab) -> None:
         wait_until(lambda trip=trip: lab.ingress.get("TripApproval", "Status", key=trip)[
             "status"] == "waiting", 30, f"{trip} to wait")
         print(f"{trip}: waiting for Ada")
-        if verdict is not None:
+        if verdict is not None:  # Ada decides with the token her message carries
+            token = approvals.token_for(trip, mailer.inbox("Ada"))
             print("→", lab.ingress.call("TripApproval", "Decide", {
-                "approved": verdict, "by": "Ada", "reason": "demo"}, key=trip))
+                "approved": verdict, "token": token, "reason": "demo"}, key=trip))
     for trip in trips:
         invocation = lab.admin.wait_for_invocation("TripApproval", trip, handler="Run")
         outcome = lab.ingress.outcome(invocation, timeout=30)
@@ -199,7 +208,7 @@ def demo_agent(lab: Lab) -> None:
     """A conversation with the travel agent: a search, then a booking the travel desk approves;
     the model's bill."""
     from .patterns import agent
-    from .patterns.approvals import trip_to_approve
+    from .patterns.approvals import token_for, trip_to_approve
     from .simulated import model
 
     ask = {"text": "flights from AMS to LIS"}
@@ -211,8 +220,9 @@ def demo_agent(lab: Lab) -> None:
     wait_until(lambda: mailer.inbox(agent.APPROVER), 30, "the approval request")
     request = mailer.inbox(agent.APPROVER)[-1]
     print("travel desk's inbox:", request["subject"], "→ approved")
-    lab.ingress.call("TripApproval", "Decide", {"approved": True, "by": "Grace", "reason": "ok"},
-                     key=trip_to_approve(request["subject"]))
+    trip = trip_to_approve(request["subject"])
+    lab.ingress.call("TripApproval", "Decide", {"approved": True, "reason": "ok",
+                                                "token": token_for(trip, [request])}, key=trip)
     print("agent:", lab.ingress.attach(turn)["reply"])
     print(views.sequence(lab.admin, turn))
     print("the model's bill:", model.bill())

@@ -80,6 +80,12 @@ class AdminClient:
         body = self._request("GET", "/services", "list services").json()
         return sorted(s["name"] for s in body["services"])
 
+    def private_handlers(self) -> list[str]:
+        """``Service/handler`` of every handler the ingress refuses (only handlers call it)."""
+        body = self._request("GET", "/services", "list services").json()
+        return sorted(f"{s['name']}/{h['name']}" for s in body["services"]
+                      for h in s["handlers"] if not (s["public"] and h["public"]))
+
     # -- Kafka -------------------------------------------------------------------------------
 
     def register_kafka_cluster(self, name: str, bootstrap_servers: str) -> None:

@@ -1,7 +1,8 @@
 """A workflow that waits for a person: a trip is booked only once its approver says yes.
 
     TripApproval/Run (trip id)   the original example's booking + "approver", "timeout_seconds"
-      ├─ run "notify approver"          a message with the exact curl of the decision
+      ├─ run "decision token"           an unguessable token, for the approver only
+      ├─ run "notify approver"          a message with the exact curl of the decision (token in it)
       ├─ select: promise "decision" ∥ sleep(timeout)   durable, both: crashes change nothing
       │    ├─ approved  → BookingWorkflow/Run (same trip id) → its result + "approved_by"
       │    ├─ rejected  → TerminalError 403 "rejected by <by>: <reason>", nothing reserved
@@ -9,18 +10,22 @@
       │                   TerminalError 408
       └─ state "status": waiting → approved → booked | failed; rejected; expired
 
-    TripApproval/Decide (shared: the signal)   {"approved": bool, "by": str, "reason": str}
+    TripApproval/Decide (shared: the signal)   {"approved": bool, "token": str, "reason": str}
       completes the promise — the first decision wins; a second one is 409 naming the first;
-      a trip that is not waiting (never submitted, or expired) is 404
+      a trip that is not waiting (never submitted, or expired) is 404; without the token sent
+      to the approver it is 403 and changes nothing; "decided by" is that approver, always
     TripApproval/Status (shared: the query)    {"status", "approver", "decided_by"}
 
 The promise is the one place where the decision and the timeout meet: whichever completes it
 first wins, so a decision that lands while the timer fires is either honoured or refused
-with 404 — never accepted and then ignored.
+with 404 — never accepted and then ignored. Anyone who can reach the ingress can call Decide:
+the token, which only the approver's message carries, is what makes a decision theirs.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -52,13 +57,16 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
                       "approval request", "timeout_seconds", MAX_TIMEOUT_SECONDS)
     booking = {k: v for k, v in request.items() if k not in ("approver", "timeout_seconds")}
     trip = ctx.key()
-    ctx.set("status", "waiting")
+    # The approver's token (journaled: the same one on every retry, a new one per run).
+    token = await unique_key(ctx, "decision token")
+    ctx.set("token", token)
     ctx.set("approver", approver)
+    ctx.set("status", "waiting")
 
     # Ask the approver, with the exact request that decides (journaled: asked once).
     message_id = await unique_key(ctx, "message id")
     await ctx.run_typed("notify approver", mailer.notify, RunOptions(), approver,
-                        SUBJECT.format(trip), _decide_curl(trip, approver), message_id)
+                        SUBJECT.format(trip), _decide_curl(trip, token), message_id)
     log.info(f"Asked {clip(approver)} to approve trip {clip(trip)}")
 
     # Wait for the decision or the deadline, whichever comes first (both durable).
@@ -95,13 +103,19 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
 
 @trip_approval.handler(name="Decide", input_serde=JSON_INPUT)
 async def decide(ctx: WorkflowSharedContext, request: Any) -> dict[str, Any]:
-    decision = fields(request, "decision", by=str, reason=str)
+    decision = fields(request, "decision", token=str, reason=str)
     if not isinstance(request.get("approved"), bool):
         raise TerminalError("malformed decision: field 'approved' must be true or false", 400)
-    decision["approved"] = request["approved"]
     if await ctx.get("status", type_hint=str) is None:
-        raise TerminalError(f"trip {ctx.key()} is not waiting for a decision (never submitted)",
-                            404)
+        raise TerminalError(f"trip {clip(ctx.key())} is not waiting for a decision (never "
+                            "submitted)", 404)
+    # Only the approver's token decides, and the decision is theirs whoever sends it.
+    token = await ctx.get("token", type_hint=str) or ""
+    if not hmac.compare_digest(decision.pop("token").encode(), token.encode()):
+        raise TerminalError(f"trip {clip(ctx.key())}: that is not the token sent to its "
+                            "approver; only they can decide", 403)
+    decision.update(approved=request["approved"],
+                    by=await ctx.get("approver", type_hint=str))
     promise = ctx.promise(DECISION, type_hint=dict)
     try:
         await promise.resolve(decision)
@@ -140,7 +154,16 @@ def trip_to_approve(subject: str) -> str:
     return subject.removeprefix(before).removesuffix(after)
 
 
-def _decide_curl(trip: str, approver: str) -> str:
-    body = f'{{"approved": true, "by": "{approver}", "reason": "ok"}}'
+def token_for(trip: str, inbox: list[dict[str, str]]) -> str:
+    """The decision token in the latest message of ``inbox`` that asks to approve ``trip``."""
+    for message in reversed(inbox):
+        found = re.search(r'"token": "([^"]+)"', message["body"])
+        if message["subject"] == SUBJECT.format(trip) and found:
+            return found[1]
+    raise ValueError(f"no message in this inbox asks to approve trip {trip}")
+
+
+def _decide_curl(trip: str, token: str) -> str:
+    body = f'{{"approved": true, "token": "{token}", "reason": "ok"}}'
     return (f"curl localhost:8080/TripApproval/{trip}/Decide -H 'content-type: "
             f"application/json' -d '{body}'")

@@ -12,6 +12,8 @@
 An awakeable is a promise with an id that anyone may complete through Restate's HTTP API
 (``/restate/awakeables/<id>/resolve`` or ``/reject``): here the simulated bank does, from a
 thread of its own, a moment after it was asked. The invocation waits durably in between.
+Both ids are unguessable, and an approval counts only if it carries the request id the bank
+was given (made in a journaled step): anything else declines the payment (402), never charges.
 """
 
 from __future__ import annotations
@@ -50,20 +52,23 @@ async def run(ctx: WorkflowContext, request: Any) -> dict[str, Any]:
         compensations.append(lambda: ctx.service_call(car_service.cancel, car_id))
 
         # Ask the bank (journaled: asked once), and give it an awakeable to answer on.
-        callback_id, answered = ctx.awakeable(type_hint=str)
+        callback_id, answered = ctx.awakeable(serde=JSON_INPUT)  # any body: never a retry
         request_id = await unique_key(ctx, "3-D Secure request id")
         await ctx.run_typed("ask the bank", bank.verify, RunOptions(), payment["card_number"],
                             payment["amount"], callback_id, request_id)
         # Wait for its answer or the deadline, whichever comes first.
         try:
-            winner, _ = await restate.select(answer=answered,
-                                             timeout=ctx.sleep(timedelta(seconds=wait)))
+            winner, answer = await restate.select(answer=answered,
+                                                  timeout=ctx.sleep(timedelta(seconds=wait)))
         except TerminalError as rejected:
             if rejected.status_code == 409:  # the booking was cancelled while it waited
                 raise
             raise TerminalError(f"3-D Secure declined: {rejected.message}", 402) from None
         if winner == "timeout":
             raise TerminalError(f"the bank did not answer within {wait:g} s", 408)
+        if answer != {"request_id": request_id, "answer": "approved"}:  # not the bank's
+            raise TerminalError("3-D Secure declined: the answer on the callback is not the "
+                                "bank's (it lacks this request's id)", 402)
 
         # Verified: charge (its refund pushed first) and confirm, as in BookingWorkflow.
         payment_id = await unique_key(ctx, "payment key")

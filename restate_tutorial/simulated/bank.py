@@ -2,9 +2,10 @@
 
 The caller hands the bank an awakeable id. Once the card holder has answered (a moment later,
 on a thread of the bank's own), the bank resolves that awakeable through Restate's ingress —
-``POST /restate/awakeables/<id>/resolve`` — or rejects it (``…/reject``), as any outside system
-would; for a card holder who walks away it never answers at all. What each card holder does is
-scripted per card (default: approve), never random.
+``POST /restate/awakeables/<id>/resolve`` with the request id it was given, so the caller knows
+the answer is the bank's — or rejects it (``…/reject``), as any outside system would; for a card
+holder who walks away it never answers at all. What each card holder does is scripted per card
+(default: approve), never random.
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def verify(card_number: str, amount: float, awakeable_id: str, request_id: str) 
         ledger.record("verify", request_id=request_id, card=mask_card(card_number),
                       amount=amount, answer=answer)
     if answer != "ignore":
-        threading.Thread(target=_answer, args=(_ingress_url, awakeable_id, answer),
+        threading.Thread(target=_answer, args=(_ingress_url, awakeable_id, answer, request_id),
                          name="bank-3ds", daemon=True).start()
 
 
-def _answer(ingress_url: str, awakeable_id: str, answer: str) -> None:
+def _answer(ingress_url: str, awakeable_id: str, answer: str, request_id: str) -> None:
     """Send the answer; like any webhook, try again while Restate cannot be reached (60 s)."""
     time.sleep(answer_seconds)  # the card holder opens the bank's app
     url = f"{ingress_url}/restate/awakeables/{quote(awakeable_id, safe='')}"
@@ -65,7 +66,8 @@ def _answer(ingress_url: str, awakeable_id: str, answer: str) -> None:
     while True:
         try:
             if answer == "approve":
-                response = httpx.post(f"{url}/resolve", json="approved", timeout=10)
+                response = httpx.post(f"{url}/resolve", timeout=10, json={
+                    "request_id": request_id, "answer": "approved"})
             else:
                 response = httpx.post(f"{url}/reject", timeout=10,
                                       content="the card holder declined the payment",

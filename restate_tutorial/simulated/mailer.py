@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 from .ledger import Ledger, ScriptedFailures
 
 ledger = Ledger("mailer")
 failures = ScriptedFailures()
 _sending = threading.Lock()
+_forwards: list[Callable[[str, str, str], None]] = []
 
 
 def draft(name: str) -> str:
@@ -29,7 +31,15 @@ def notify(to: str, subject: str, body: str, message_id: str) -> None:
         repeat = ledger.count("notify", message_id=message_id) > 0
         ledger.record("notify (repeated)" if repeat else "notify", to=to, subject=subject,
                       body=body, message_id=message_id)
+    if not repeat:
+        for forward in _forwards:
+            forward(to, subject, body)
     failures.check_answer("notify")
+
+
+def forward(to: Callable[[str, str, str], None]) -> None:
+    """Also hand every new message to ``to(recipient, subject, body)`` (``make up`` prints it)."""
+    _forwards.append(to)
 
 
 def inbox(to: str) -> list[dict[str, str]]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import httpx
@@ -146,6 +148,31 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _line_starting(up: subprocess.Popen[str], start: str) -> str:
+    """The first line of ``up``'s output from now on that starts with ``start`` (within 30 s)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in up.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith(start):
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(30)
+    assert lines and lines[-1].startswith(start), f"no line {start!r} in {lines}"
+    return lines[-1].strip()
+
+
+def _as_curl_sends_it(command: str) -> httpx.Response:
+    """Send the request of a printed `curl URL -H 'header' -d 'body'` command, as curl would."""
+    curl, url, _, header, _, body = shlex.split(command)
+    assert curl == "curl" and url.startswith("http://127.0.0.1:"), command
+    name, value = header.split(": ")
+    return httpx.post(url, headers={name: value}, content=body, timeout=30)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
     up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports"],
@@ -154,6 +181,11 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
         ready = up.stdout.readline()  # type: ignore[union-attr]
         assert ready.startswith("Restate lab ready: ingress http://127.0.0.1:"), ready
         ingress = ready.split("ingress ")[1].split()[0]
+        private = up.stdout.readline()  # type: ignore[union-attr]
+        assert private.startswith("Private (only Restate and other handlers may call them): ")
+        assert {"PriceWatch/Tick", "AirlinePermits/Acquire"} <= set(
+            private.split(": ", 1)[1].strip().split(", ")), private
+        assert "PriceWatch/Start" not in private
         children = [p.pid for p in psutil.Process(up.pid).children()]
         answer = httpx.post(f"{ingress}/Greeter/greet", json={"name": "cli", "delay_seconds": 0})
         assert answer.json()["message"] == "Hello cli!"
@@ -181,6 +213,14 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
             return rows["rows"][0]["n"] == 2
 
         wait_until(processed, 60, "the record on social-media-posts to be processed")
+        # A trip for Ada to approve: `up` prints her message, with the curl that decides.
+        httpx.post(f"{ingress}/TripApproval/trip-cli/Run/send", timeout=30,
+                   json={**SEED_BOOKING, "approver": "Ada"}).raise_for_status()
+        message = _line_starting(up, "✉ to Ada: Approve trip trip-cli? — curl ")
+        decided = _as_curl_sends_it(message.split(" — ", 1)[1])
+        assert decided.json() == {"trip": "trip-cli", "decision": "approved"}, decided.text
+        run = httpx.get(f"{ingress}/restate/workflow/TripApproval/trip-cli/attach", timeout=30)
+        assert run.status_code == 402  # approved; the seed's card is then declined
     finally:
         up.send_signal(stop)
         code = up.wait(30)

@@ -17,7 +17,7 @@ from restate_tutorial import views
 from restate_tutorial.crashes import crash_test
 from restate_tutorial.lab import IngressError, Lab, wait_until
 from restate_tutorial.patterns import agent
-from restate_tutorial.patterns.approvals import trip_to_approve
+from restate_tutorial.patterns.approvals import token_for, trip_to_approve
 from restate_tutorial.scenarios import serve_scripted_model
 from restate_tutorial.simulated import mailer, model, quotes
 
@@ -60,8 +60,10 @@ def awaiting_approval() -> str:
 
 
 def decide(lab: Lab, trip: str, approved: bool) -> None:
+    """The travel desk decides, with the token of the message that asked it."""
+    token = token_for(trip, mailer.inbox(agent.APPROVER))
     lab.ingress.call("TripApproval", "Decide",
-                     {"approved": approved, "by": "Grace", "reason": "policy"}, key=trip)
+                     {"approved": approved, "token": token, "reason": "policy"}, key=trip)
 
 
 def test_a_conversation_searches_then_books_and_remembers_the_search(agent_lab: Lab) -> None:
@@ -123,7 +125,7 @@ def test_a_rejected_trip_is_not_booked_and_the_agent_says_why(agent_lab: Lab) ->
                                      {"text": "AMS-LIS: book LH for Ada Lovelace"}, key=key)
     decide(agent_lab, awaiting_approval(), approved=False)
     reply = agent_lab.ingress.attach(waiting)["reply"]
-    assert '"booked": false' in reply and "rejected by Grace: policy" in reply, reply
+    assert '"booked": false' in reply and f"rejected by {agent.APPROVER}: policy" in reply, reply
     assert saga_effects() == {"flights": [], "car-rentals": [], "payments": []}
 
 

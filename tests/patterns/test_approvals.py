@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from restate_tutorial.lab import IngressError, Lab, wait_until
+from restate_tutorial.patterns.approvals import token_for
 from restate_tutorial.scenarios import GOOD_BOOKING, SEED_BOOKING
 from restate_tutorial.simulated import mailer, travel
 
@@ -26,9 +27,15 @@ def submit(lab: Lab, timeout: float = 60, booking: dict[str, Any] = GOOD_BOOKING
     return trip
 
 
-def decide(lab: Lab, trip: str, approved: bool, by: str = "Ada", reason: str = "ok") -> Any:
-    return lab.ingress.call("TripApproval", "Decide",
-                            {"approved": approved, "by": by, "reason": reason}, key=trip)
+def token(trip: str) -> str:
+    """The decision token of the latest message asking to approve ``trip``."""
+    return token_for(trip, mailer.ledger.entries("notify"))
+
+
+def decide(lab: Lab, trip: str, approved: bool, reason: str = "ok", **extra: Any) -> Any:
+    """Decide as the approver does: with the token of their message."""
+    decision = {"approved": approved, "token": token(trip), "reason": reason, **extra}
+    return lab.ingress.call("TripApproval", "Decide", decision, key=trip)
 
 
 def status(lab: Lab, trip: str) -> str:
@@ -47,9 +54,9 @@ def test_the_approver_is_asked_with_the_exact_request_and_approval_books_the_tri
     assert f"localhost:8080/TripApproval/{trip}/Decide" in asked["body"]
     assert status(lab, trip) == "waiting"
     assert travel.flights.ledger.count() == 0  # nothing reserved while it waits
-    assert decide(lab, trip, True, by="Ada") == {"trip": trip, "decision": "approved"}
+    assert decide(lab, trip, True) == {"trip": trip, "decision": "approved"}
     result = run_result(lab, trip)
-    assert result["approved_by"] == "Ada" and result["flight_reservation"]
+    assert result["approved_by"] == f"boss-{trip}" and result["flight_reservation"]
     assert status(lab, trip) == "booked"
     assert travel.saga_history() == {"flights": ["reserve", "confirm"],
                                      "car-rentals": ["reserve", "confirm"],
@@ -58,10 +65,10 @@ def test_the_approver_is_asked_with_the_exact_request_and_approval_books_the_tri
 
 def test_a_rejection_fails_with_403_and_reserves_nothing(lab: Lab) -> None:
     trip = submit(lab)
-    decide(lab, trip, False, by="Grace", reason="too expensive")
+    decide(lab, trip, False, reason="too expensive")
     failed = run_result(lab, trip)
     assert isinstance(failed, IngressError) and failed.status == 403
-    assert failed.message == "rejected by Grace: too expensive"
+    assert failed.message == f"rejected by boss-{trip}: too expensive"
     assert status(lab, trip) == "rejected" and travel.flights.ledger.count() == 0
 
 
@@ -80,19 +87,20 @@ def test_no_decision_in_time_is_408_and_a_late_decision_is_404(lab: Lab) -> None
 
 def test_a_second_decision_is_409_naming_the_first_which_stands(lab: Lab) -> None:
     trip = submit(lab)
-    decide(lab, trip, False, by="Grace", reason="no")
+    decide(lab, trip, False, reason="no")
     with pytest.raises(IngressError) as second:
-        decide(lab, trip, True, by="Linus")
+        decide(lab, trip, True)
     assert second.value.status == 409
-    assert second.value.message == f"trip {trip} was already rejected by Grace; that decision " \
-                                   "stands"
+    assert second.value.message == f"trip {trip} was already rejected by boss-{trip}; that " \
+                                   "decision stands"
     assert run_result(lab, trip).status == 403
 
 
 def test_a_decision_before_the_trip_is_submitted_is_404_and_decides_nothing(lab: Lab) -> None:
     trip = f"never-{uuid.uuid4().hex[:8]}"
     with pytest.raises(IngressError) as unknown:
-        decide(lab, trip, True)
+        lab.ingress.call("TripApproval", "Decide",
+                         {"approved": True, "token": "guess", "reason": "ok"}, key=trip)
     assert unknown.value.status == 404 and "never submitted" in unknown.value.message
     assert status(lab, trip) == "unknown" and travel.flights.ledger.count() == 0
     # Submitted afterwards, it waits: the refused decision did not complete its promise.
@@ -106,14 +114,14 @@ def test_two_decisions_racing_from_two_threads_one_wins(lab: Lab) -> None:
     trip = submit(lab)
     answers: dict[str, Any] = {}
 
-    def decide_as(who: str, approved: bool) -> None:
+    def decide_as(click: str, approved: bool) -> None:  # the approver clicks both, at once
         try:
-            answers[who] = decide(lab, trip, approved, by=who)
+            answers[click] = decide(lab, trip, approved)
         except IngressError as error:
-            answers[who] = error
+            answers[click] = error
 
-    threads = [threading.Thread(target=decide_as, args=(who, approved))
-               for who, approved in (("Ada", True), ("Grace", False))]
+    threads = [threading.Thread(target=decide_as, args=(click, approved))
+               for click, approved in (("approve", True), ("reject", False))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -122,10 +130,10 @@ def test_two_decisions_racing_from_two_threads_one_wins(lab: Lab) -> None:
     lost = [answer for answer in answers.values() if isinstance(answer, IngressError)]
     assert len(won) == 1 and len(lost) == 1 and lost[0].status == 409, answers
     result = run_result(lab, trip)
-    if won == ["Ada"]:
-        assert result["approved_by"] == "Ada"
+    if won == ["approve"]:
+        assert result["approved_by"] == f"boss-{trip}"
     else:
-        assert result.status == 403 and "Grace" in result.message
+        assert result.status == 403 and f"boss-{trip}" in result.message
 
 
 def test_the_same_trip_submitted_twice_runs_once(lab: Lab) -> None:
@@ -145,7 +153,7 @@ def test_restate_crashing_while_it_waits_loses_nothing(lab: Lab) -> None:
     lab.server.restart()
     assert status(lab, waiting) == "waiting"
     decide(lab, waiting, True)
-    assert run_result(lab, waiting)["approved_by"] == "Ada"
+    assert run_result(lab, waiting)["approved_by"] == f"boss-{waiting}"
     assert run_result(lab, short).status == 408
     assert len(mailer.inbox(f"boss-{waiting}")) == 1  # asked once, despite the crash
 
@@ -154,7 +162,7 @@ def test_the_service_host_crashing_while_it_waits_loses_nothing(lab: Lab) -> Non
     trip = submit(lab)
     lab.host.restart()
     decide(lab, trip, True)
-    assert run_result(lab, trip)["approved_by"] == "Ada"
+    assert run_result(lab, trip)["approved_by"] == f"boss-{trip}"
     assert len(mailer.inbox(f"boss-{trip}")) == 1
 
 
@@ -183,7 +191,7 @@ def test_a_malformed_request_is_400_and_asks_nobody(lab: Lab, body: Any,
 def test_a_malformed_decision_is_400(lab: Lab) -> None:
     trip = submit(lab)
     with pytest.raises(IngressError) as refused:
-        lab.ingress.call("TripApproval", "Decide", {"approved": "yes", "by": "Ada",
+        lab.ingress.call("TripApproval", "Decide", {"approved": "yes", "token": token(trip),
                                                     "reason": "ok"}, key=trip)
     assert refused.value.status == 400 and "'approved' must be true or false" in \
         refused.value.message
@@ -204,8 +212,15 @@ def test_a_purged_trip_can_be_submitted_again_and_decided_afresh(lab: Lab) -> No
                      key=trip)
     wait_until(lambda: len(mailer.inbox(f"boss-{trip}")) == 2, 30, "the approver asked again")
     assert status(lab, trip) == "waiting"
+    first = token_for(trip, mailer.inbox(f"boss-{trip}")[:1])
+    second = token(trip)
+    assert first != second  # a new run, a new token: the old one decides nothing
+    with pytest.raises(IngressError) as old:
+        lab.ingress.call("TripApproval", "Decide",
+                         {"approved": True, "token": first, "reason": "ok"}, key=trip)
+    assert old.value.status == 403
     decide(lab, trip, True)
-    assert run_result(lab, trip)["approved_by"] == "Ada"
+    assert run_result(lab, trip)["approved_by"] == f"boss-{trip}"
     assert travel.flights.ledger.count("confirm") == 1
 
 
@@ -214,7 +229,7 @@ def test_a_booked_trip_resubmitted_after_a_purge_is_not_booked_twice(lab: Lab) -
     done, so a second approval of the same trip fails (409) instead of booking it again."""
     trip = submit(lab)
     decide(lab, trip, True)
-    assert run_result(lab, trip)["approved_by"] == "Ada"
+    assert run_result(lab, trip)["approved_by"] == f"boss-{trip}"
     lab.cli("invocations", "purge", f"TripApproval/{trip}")
     lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": f"boss-{trip}"},
                      key=trip)
@@ -224,3 +239,49 @@ def test_a_booked_trip_resubmitted_after_a_purge_is_not_booked_twice(lab: Lab) -
     assert isinstance(again, IngressError) and again.status == 409, again
     assert status(lab, trip) == "failed"
     assert travel.flights.ledger.count("reserve") == travel.payments.ledger.count("charge") == 1
+
+
+@pytest.mark.parametrize("forged", [
+    pytest.param({"token": "guess"}, id="a guessed token"),
+    pytest.param({"token": ""}, id="an empty token"),
+    pytest.param({"token": "token of another trip"}, id="another trip's token"),
+    pytest.param({"token": "its token with a byte more"}, id="its token with a byte more"),
+])
+def test_a_decision_without_the_approvers_token_is_403_and_changes_nothing(
+        lab: Lab, forged: dict[str, str]) -> None:
+    trip = submit(lab)
+    if forged["token"] == "token of another trip":
+        forged = {"token": token(submit(lab))}
+    elif forged["token"] == "its token with a byte more":
+        forged = {"token": token(trip) + "0"}
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("TripApproval", "Decide",
+                         {"approved": True, "reason": "ok", **forged}, key=trip)
+    assert refused.value.status == 403 and "only they can decide" in refused.value.message
+    assert status(lab, trip) == "waiting"
+    decide(lab, trip, False, reason="no")  # the approver's own decision still decides
+    assert run_result(lab, trip).status == 403 and travel.flights.ledger.count() == 0
+
+
+def test_a_decision_with_no_token_is_400(lab: Lab) -> None:
+    trip = submit(lab)
+    with pytest.raises(IngressError) as refused:
+        lab.ingress.call("TripApproval", "Decide",
+                         {"approved": True, "by": f"boss-{trip}", "reason": "ok"}, key=trip)
+    assert refused.value.status == 400 and "'token'" in refused.value.message
+    assert status(lab, trip) == "waiting"
+    decide(lab, trip, False)
+
+
+def test_the_decision_is_the_approvers_whoever_the_body_names(lab: Lab) -> None:
+    """A body that names someone else ("by") is decided as the token's approver."""
+    trip = submit(lab)
+    decide(lab, trip, True, by="mallory")
+    assert run_result(lab, trip)["approved_by"] == f"boss-{trip}"
+    assert lab.ingress.get("TripApproval", "Status", key=trip)["decided_by"] == f"boss-{trip}"
+
+
+def test_status_never_shows_the_token(lab: Lab) -> None:
+    trip = submit(lab)
+    assert token(trip) not in str(lab.ingress.get("TripApproval", "Status", key=trip))
+    decide(lab, trip, False)

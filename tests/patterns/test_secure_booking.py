@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from restate_tutorial.lab import IngressError, Lab, wait_until
@@ -100,3 +101,34 @@ def test_a_malformed_verify_timeout_is_400_before_anything_is_reserved(lab: Lab)
                          key=f"bad-{uuid.uuid4().hex[:8]}")
     assert refused.value.status == 400 and "verify_seconds" in refused.value.message
     assert travel.flights.ledger.count() == 0 and bank.ledger.count() == 0
+
+
+@pytest.mark.parametrize("forged", [
+    pytest.param(b'"approved"', id="the old answer"),
+    pytest.param(b'{"answer": "approved"}', id="no request id"),
+    pytest.param(b'{"request_id": "guess", "answer": "approved"}', id="a guessed request id"),
+    pytest.param(b"approved", id="not JSON"),
+])
+def test_an_answer_that_is_not_the_banks_declines_and_charges_nothing(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch, forged: bytes) -> None:
+    """Someone who learned the awakeable id answers before the bank: without the request id
+    the bank was given, the answer is not taken for an approval — 402, the saga undone."""
+    callbacks: list[str] = []
+    verify = bank.verify
+
+    def bank_that_shows_its_callback(card: str, amount: float, callback: str,
+                                     request_id: str) -> None:
+        callbacks.append(callback)
+        verify(card, amount, callback, request_id)
+
+    monkeypatch.setattr(bank, "verify", bank_that_shows_its_callback)
+    card = "4000000000003220"
+    bank.script(card, "ignore")  # the bank never answers: only the forger does
+    _, invocation = book(lab, card)
+    wait_until(lambda: bool(callbacks), 30, "the bank to be asked")
+    forger = httpx.post(f"{lab.server.ingress_url}/restate/awakeables/{callbacks[0]}/resolve",
+                        content=forged, headers={"content-type": "application/json"})
+    assert forger.status_code == 202, forger.text
+    failed = outcome(lab, invocation)
+    assert failed.status == 402 and "not the bank's" in failed.message, failed
+    assert travel.saga_history() == UNDONE
