@@ -221,6 +221,9 @@ rate_limiter = restate.VirtualObject("RateLimiter")
 paced_mailer = restate.Service("PacedMailer")
 #: What the simulated mail provider allows: two messages a second, no bursts.
 MAILS_PER_SECOND = 2.0
+#: The buckets whose rate (per second, burst) is this service's, never a caller's; any other
+#: key's rate is its callers' (the recipe's own keys, such as a user's searches).
+BUCKETS = {"mailer": (MAILS_PER_SECOND, 1)}
 
 
 @rate_limiter.handler(name="Take", input_serde=JSON_INPUT, ingress_private=True)
@@ -234,6 +237,10 @@ async def take(ctx: ObjectContext, limit: Any) -> float:
                             "1,000", 400)
     now = await ctx.time()
     bucket = await ctx.get("bucket", type_hint=dict) or {"tokens": burst, "at": now}
+    # A bucket this service configures keeps its rate, whichever caller asks.
+    if BUCKETS.get(ctx.key(), (rate, burst)) != (rate, burst):
+        raise TerminalError(f"bucket {ctx.key()} takes {BUCKETS[ctx.key()][0]:g} a second "
+                            f"(burst {BUCKETS[ctx.key()][1]}); this call asks {rate:g}", 409)
     # Refill for the time since the last take, up to the burst; then take one (may go below 0:
     # that token is reserved for later).
     tokens = min(burst, bucket["tokens"] + (now - bucket["at"]) * rate) - 1

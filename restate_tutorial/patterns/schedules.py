@@ -123,10 +123,12 @@ async def start(ctx: ObjectContext, request: Any) -> dict[str, Any]:
     return await _status(ctx)
 
 
-@price_watch.handler(name="Tick", ingress_private=True)  # only the chain calls it
-async def tick(ctx: ObjectContext, generation: int) -> None:
+@price_watch.handler(name="Tick", input_serde=JSON_INPUT,
+                     ingress_private=True)  # only the chain calls it
+async def tick(ctx: ObjectContext, generation: Any) -> None:
+    _generation(generation, "tick")  # whoever calls it: a 400, never a retry
     if generation != await ctx.get("generation", type_hint=int):
-        return  # a tick of a chain that was stopped or replaced
+        return  # a tick of a chain that was stopped or replaced (or never started)
     ctx.clear("pending")
     watch = await ctx.get("watch", type_hint=dict) or {}
     checks = (await ctx.get("checks", type_hint=int) or 0) + 1
@@ -157,6 +159,13 @@ async def stop(ctx: ObjectContext) -> dict[str, Any]:
 @price_watch.handler(name="Status", kind="shared")
 async def watch_status(ctx: ObjectSharedContext) -> dict[str, Any]:
     return await _status(ctx)
+
+
+def _generation(value: Any, what: str) -> None:
+    """A chain's generation is a whole number from 1; else TerminalError(400)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TerminalError(f"malformed {what}: the generation must be a whole number from 1",
+                            400)
 
 
 async def _send_later(ctx: ObjectContext, handler: Any, arg: Any, delay: float) -> None:
@@ -194,10 +203,13 @@ async def start_cron(ctx: ObjectContext, request: Any) -> dict[str, Any]:
     return {"job": ctx.key(), "every_seconds": every, "pending": await ctx.get("pending")}
 
 
-@cron_job.handler(name="Tick", ingress_private=True)  # only the schedule calls it
-async def cron_tick(ctx: ObjectContext, slot: dict[str, Any]) -> None:
+@cron_job.handler(name="Tick", input_serde=JSON_INPUT,
+                  ingress_private=True)  # only the schedule calls it
+async def cron_tick(ctx: ObjectContext, slot: Any) -> None:
+    slot = fields(slot, "slot", generation=int, at=(int, float))
+    _generation(slot["generation"], "slot")
     if slot["generation"] != await ctx.get("generation", type_hint=int):
-        return  # stopped or replaced
+        return  # stopped or replaced (or never started)
     ctx.clear("pending")
     # The job, once per slot: a journaled step, and a message id made of the slot.
     await ctx.run_typed("job", mailer.notify, RunOptions(), f"ops-{ctx.key()}",

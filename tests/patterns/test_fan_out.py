@@ -231,20 +231,32 @@ def test_a_malformed_search_is_400_and_asks_no_airline(lab: Lab, body: Any,
     ("Airlines", "Quote", {"airline": "XX", "route": ROUTE}, "no airline 'XX'"),
     ("RateLimiter", "Take", {"per_second": 0}, "per_second"),
     ("RateLimiter", "Take", {"per_second": 2, "burst": True}, "burst"),
+    ("RateLimiter", "Take", {"per_second": 0.01}, "takes 2 a second"),  # the mailer's bucket
     ("PacedMailer", "Send", {"to": "ada"}, "'subject'"),
     ("AirlinePermits", "Acquire", "not-an-awakeable", "not an awakeable id"),
     ("AirlinePermits", "Release", "sign_1", "not an awakeable id"),
+    ("PriceWatch", "Tick", None, "generation must be a whole number"),
+    ("PriceWatch", "Tick", "1", "generation must be a whole number"),
+    ("CronJob", "Tick", None, "malformed slot"),
+    ("CronJob", "Tick", {"generation": True, "at": 1}, "'generation'"),
+    ("CronJob", "Tick", {"generation": 1, "at": "now"}, "'at'"),
 ])
 def test_the_building_blocks_refuse_malformed_input(lab: Lab, service: str, handler: str,
                                                     body: Any, complaint: str) -> None:
-    """From another handler (the private ones are not reachable otherwise): a clear 400."""
-    key = f"k-{uuid.uuid4().hex[:6]}" if service in ("RateLimiter", "AirlinePermits") else None
+    """From another handler (the private ones are not reachable otherwise): a clear 400 (a
+    409 for a rate that is not the mailer bucket's), never a retry that holds the key."""
+    key = None if service in ("Airlines", "PacedMailer") else f"k-{uuid.uuid4().hex[:6]}"
+    if complaint == "takes 2 a second":
+        key = "mailer"
     with pytest.raises(IngressError) as refused:
         lab.ingress.call("Relay", "call", {"service": service, "handler": handler, "key": key,
                                            "body": body})
-    assert refused.value.status == 400 and complaint in refused.value.message
-    if service == "AirlinePermits":  # refused before any state changed
-        assert views.state(lab.admin, "AirlinePermits", key).rows == []
+    expected = 409 if key == "mailer" else 400
+    assert refused.value.status == expected and complaint in refused.value.message
+    if service in ("AirlinePermits", "PriceWatch", "CronJob"):  # refused before any change
+        assert views.state(lab.admin, service, key).rows == []
+    if service in ("PriceWatch", "CronJob"):  # and the key is not held: Stop answers at once
+        lab.ingress.call(service, "Stop", key=key)
 
 
 @pytest.mark.parametrize(("service", "handler", "key"), [

@@ -348,6 +348,11 @@ SPLIT_WORDS = """() => {
     for (const output of document.querySelectorAll('.jp-OutputArea-output')) {
         const walker = document.createTreeWalker(output, NodeFilter.SHOW_TEXT);
         for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const whole = document.createRange();  // a text on one line splits no word
+            whole.selectNodeContents(node);
+            const lines = new Set([...whole.getClientRects()].filter(r => r.width > 0)
+                .map(r => Math.round(r.top)));
+            if (lines.size < 2) continue;
             for (const word of node.textContent.matchAll(/[\\p{L}\\p{N}]+/gu)) {
                 if (word[0].length < 2 || word[0].length > 24) continue;
                 const range = document.createRange();
