@@ -223,10 +223,14 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.02, dead: Callable[[], str | None] | None = None) -> None:
+               interval: float = 0.02, dead: Callable[[], str | None] | None = None,
+               slowest: float = 0.25) -> None:
     """Poll ``check`` until it is true; raise LabError naming ``what`` at the deadline.
 
-    ``dead`` may return a reason to give up early (e.g. the process being waited on exited).
+    It polls every ``interval`` seconds at first, then less and less often, up to every
+    ``slowest``: a check is often a SQL query, which costs restate-server ~5 ms of CPU, and a
+    long wait need not ask 50 times a second. ``dead`` may return a reason to give up early
+    (e.g. the process being waited on exited).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -237,3 +241,4 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
         if time.monotonic() > deadline:
             raise LabError(f"{what} was not ready within {timeout:g} s; see its log for why.")
         time.sleep(interval)
+        interval = min(max(slowest, interval), interval * 1.25)
