@@ -30,6 +30,7 @@ class RestateCluster:
                 "RESTATE_CLUSTER_NAME": CLUSTER_NAME,
                 "RESTATE_AUTO_PROVISION": "true" if i == 1 else "false",
                 "RESTATE_DEFAULT_REPLICATION": str(replication),
+                "RESTATE_DEFAULT_NUM_PARTITIONS": "4",  # leaders spread over the nodes
                 "RESTATE_METADATA_CLIENT__ADDRESSES": f"[{metadata}]",
             })
             for i, p in enumerate(ports, start=1)

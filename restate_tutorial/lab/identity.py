@@ -16,8 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .server import RestateServer
 
 #: restate-server's setting for the private key, as an environment variable.
 PRIVATE_KEY_SETTING = "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"
@@ -53,6 +56,22 @@ class RequestIdentity:
 def external_public_key() -> str | None:
     """The public key of your own Restate (RESTATE_TUTORIAL_IDENTITY_KEY), if set."""
     return os.environ.get(PUBLIC_KEY_VARIABLE) or None
+
+
+def server_with_another_key() -> RestateServer:
+    """A restate-server of its own (free ports, a temp data dir; not started) that signs with a
+    key pair of its own: a service host of a lab trusts none of its requests."""
+    server = RestateServer()
+    pem = RequestIdentity.new().write(server.data_dir / "another-identity.pem")
+    server.cluster_env[PRIVATE_KEY_SETTING] = str(pem)
+    return server
+
+
+def send_unsigned(host_url: str, service: str, handler: str) -> httpx.Response:
+    """What a client that is not Restate can send a service host: a request in Restate's
+    protocol (its path and content type) that no Restate signed."""
+    return httpx.post(f"{host_url}/invoke/{service}/{handler}", content=b"\0" * 8, timeout=10,
+                      headers={"content-type": "application/vnd.restate.invocation.v5"})
 
 
 def base58(data: bytes) -> str:

@@ -204,9 +204,10 @@ class Lab:
         """The hosts serving this lab's services: its own, and lab.serve's if it has one."""
         return [host for host in (self.host, self._serving_host) if host is not None]
 
-    def serve(self, *services: Any) -> Deployment:
+    def serve(self, *services: Any, journal_value_codec: Any = None) -> Deployment:
         """Serve ``services`` — yours, e.g. defined in a notebook cell — from this running lab,
-        as a new Restate deployment; returns the deployment's id.
+        as a new Restate deployment; returns the deployment's id. A ``journal_value_codec``
+        (the SDK's) transforms every value the deployment's handlers journal (e.g. encrypts).
 
         Run it again after editing the code and the edited code is served: Restate deployments
         are immutable, so each call registers a new deployment, served at a path of its own by
@@ -223,7 +224,7 @@ class Lab:
             self._serving_host = ServiceHost(self.mounts)
         host = self._serving_host.start()
         path = f"d{next(self._paths)}"  # a path of its own, also for two serves at once
-        self.mounts.apps[path] = self._app(services)
+        self.mounts.apps[path] = self._app(services, journal_value_codec)
         try:
             deployment = self.admin.register_deployment(f"{host.url}/{path}", force=False)
         except BaseException:
@@ -232,9 +233,10 @@ class Lab:
         self.served[str(deployment["id"])] = path
         return Deployment(deployment["id"], [_name(s) for s in services])
 
-    def _app(self, services: Sequence[Any]) -> Any:
+    def _app(self, services: Sequence[Any], journal_value_codec: Any = None) -> Any:
         """The ASGI app serving ``services``: it runs only requests signed by this lab's Restate."""
-        return restate.app(services=list(services), identity_keys=self.identity_keys or None)
+        return restate.app(services=list(services), identity_keys=self.identity_keys or None,
+                           journal_value_codec=journal_value_codec)
 
     def replace_code(self, deployment_id: str, *services: Any) -> None:
         """Serve ``services`` instead of the code of deployment ``deployment_id`` (one of

@@ -7,8 +7,13 @@ import pytest
 import restate
 from restate.server import PyIdentityVerifier
 
-from restate_tutorial.lab import Lab, LabError
-from restate_tutorial.lab.identity import RequestIdentity, base58
+from restate_tutorial.lab import AdminClient, Lab, LabError
+from restate_tutorial.lab.identity import (
+    RequestIdentity,
+    base58,
+    send_unsigned,
+    server_with_another_key,
+)
 from restate_tutorial.patterns import basics
 from restate_tutorial.simulated import mailer
 
@@ -48,3 +53,16 @@ def test_a_lab_key_is_in_the_sdks_format() -> None:
     PyIdentityVerifier([identity.public_key])  # raises on a key it cannot read
     assert b"BEGIN PRIVATE KEY" in identity.private_key_pem
     assert base58(b"\0\0\x01") == "112" and base58(bytes([0xFF])) == "5Q"
+
+
+@pytest.mark.lab_restate
+def test_the_notebooks_helpers_show_both_refusals(lab: Lab) -> None:
+    """Notebook 13's two refusals: an unsigned request, and a Restate with another key."""
+    assert send_unsigned(lab.host.url, "Greeter", "greet").status_code == 401
+    stranger = server_with_another_key().start()
+    try:
+        with pytest.raises(LabError, match="401 Unauthorized"):
+            AdminClient(stranger.admin_url).register_deployment(lab.host.url)
+        assert AdminClient(stranger.admin_url).deployments() == []
+    finally:
+        stranger.stop()
