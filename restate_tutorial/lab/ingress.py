@@ -60,7 +60,10 @@ class IngressClient:
             except ValueError:
                 message = response.text
             raise IngressError(response.status_code, message, path)
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError:  # an answer that is not JSON (e.g. sealed by a codec): its bytes
+            return response.content
 
     def _described(self, path: str) -> str:
         if self.describe is None or path.startswith("/restate/"):

@@ -24,12 +24,14 @@ from restate_tutorial.course.solutions import (
     early_updates,
     email_tool,
     escalation,
+    expense_token,
     first_three,
     hotel_saga,
     limited_watch,
     loyalty_points,
     paced_search,
     patient_feed,
+    rotating_codec,
     snooze,
     spend_cap,
     strict_feed,
@@ -56,7 +58,25 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "9.2": (exercises.check_paced_search, paced_search, "user_search"),
     "10.1": (exercises.check_email_tool, email_tool, "itinerary_agent"),
     "10.2": (exercises.check_spend_cap, spend_cap, "frugal_agent"),
+    "13.1": (exercises.check_decision_token, expense_token, "expense_claim"),
+    "13.2": (exercises.check_key_rotation, rotating_codec, "receipt_vault"),
 }
+
+
+def _serve(lab: Lab, number: str, namespace: dict[str, Any]) -> None:
+    """Serve the exercise's service of ``namespace`` (13.2: with its codec)."""
+    service = namespace[EXERCISES[number][2]]
+    if "ClaimCodec" in namespace:
+        lab.serve(service, journal_value_codec=namespace["ClaimCodec"]())
+    else:
+        lab.serve(service)
+
+
+def _check(lab: Lab, number: str, namespace: dict[str, Any]) -> CheckResult:
+    """Run the exercise's check as its notebook cell does (13.2: with the codec and its ring)."""
+    if "ClaimCodec" in namespace:
+        return exercises.check_key_rotation(lab, namespace["ClaimCodec"](), namespace["ring"])
+    return EXERCISES[number][0](lab)
 
 pytestmark = pytest.mark.usefixtures("fresh_ledgers")
 
@@ -99,7 +119,7 @@ def test_the_starter_runs_and_its_check_says_not_yet_with_a_hint(lab: Lab, numbe
     namespace: dict[str, Any] = {"lab": lab, "travel": travel,
                                  "event_transactions": event_transactions}
     exec(compile(starters()[number], f"starter {number}", "exec"), namespace)  # noqa: S102
-    result = check(lab)
+    result = _check(lab, number, namespace)
     assert not result.passed
     assert result.expected and result.happened and result.hint
     shown = str(result)
@@ -109,9 +129,8 @@ def test_the_starter_runs_and_its_check_says_not_yet_with_a_hint(lab: Lab, numbe
 
 @pytest.mark.parametrize("number", list(EXERCISES))
 def test_the_solution_passes_its_check(lab: Lab, number: str) -> None:
-    check, solution, service = EXERCISES[number]
-    lab.serve(getattr(solution, service))
-    result = check(lab)
+    _serve(lab, number, vars(EXERCISES[number][1]))
+    result = _check(lab, number, vars(EXERCISES[number][1]))
     assert result.passed, str(result)
     assert str(result).startswith("✓ Exercise")
 
@@ -174,6 +193,9 @@ def _replace(*old_new: str) -> Callable[[str], str]:
     return edit
 
 
+CHECK_TOKEN = """    if decision.get("token") != await ctx.get("token", type_hint=str):
+        raise TerminalError(f"claim {ctx.key()}: only its manager can decide", 403)
+"""
 WAIT_FOR_TOKEN = ("    await fan_out.wait_for_token(ctx, f\"search-{request['user']}\", "
                   "per_second=1)\n")
 
@@ -440,7 +462,46 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str | tuple[str, ...]]
     "9.2 time.sleep, which blocks every handler of the host": ("9.2", _replace(
         "import restate\n", "import time\n\nimport restate\n",
         WAIT_FOR_TOKEN, "    time.sleep(1)\n"),
-        ("durable waits", "still running")),  # the blocked host may not answer in time
+        ("durable waits", "still running", "Bob's search")),  # a blocked host: any of them
+    "13.1 the token kept in the process": ("13.1", _replace(
+        'ctx.set("token", token)', "TOKENS[ctx.key()] = token",
+        'await ctx.get("token", type_hint=str)', "TOKENS.get(ctx.key())",
+        "expense_claim = restate", "TOKENS: dict = {}\nexpense_claim = restate"),
+        "the token in the workflow's state"),
+    "13.1 the token checked only when one is sent": ("13.1", _replace(
+        'if decision.get("token") != await ctx.get("token", type_hint=str):',
+        'if "token" in decision and decision["token"] != await ctx.get("token", type_hint=str):'),
+        "no token at all"),
+    "13.1 the token checked after the promise is resolved": ("13.1", _replace(
+        CHECK_TOKEN, "", '    return "decided"', CHECK_TOKEN + '    return "decided"'),
+        "still wait"),
+    "13.1 401 for a wrong token": ("13.1", _replace("can decide\", 403)", "can decide\", 401)"),
+        "HTTP 403"),
+    "13.1 a missing token is a KeyError": ("13.1", _replace(
+        'decision.get("token")', 'decision["token"]'),
+        "Restate retried it"),
+    "13.2 values opened with the current key": ("13.2", _replace(
+        'ring.keys[sealed["key"]]', "ring.keys[ring.current]"),
+        "Restate retried it"),
+    "13.2 base64, not encryption": ("13.2", _replace(
+        """        nonce, key_id = os.urandom(12), ring.current
+        data = AESGCM(ring.keys[key_id]).encrypt(nonce, buf, None)""",
+        """        key_id, data = ring.current, buf""",
+        "base64.b64encode(nonce + data)", "base64.b64encode(data)",
+        """        return AESGCM(ring.keys[sealed["key"]]).decrypt(raw[:12], raw[12:], None)""",
+        """        return raw"""),
+        "no merchant"),
+    "13.2 one nonce for every value": ("13.2", _replace(
+        "ring = KeyRing()", "NONCE = os.urandom(12)\nring = KeyRing()",
+        "nonce, key_id = os.urandom(12), ring.current", "nonce, key_id = NONCE, ring.current"),
+        "fresh nonce"),
+    "13.2 a value that does not open passed on sealed": ("13.2", _replace(
+        """        return AESGCM(ring.keys[sealed["key"]]).decrypt(raw[:12], raw[12:], None)""",
+        """        try:
+            return AESGCM(ring.keys[ring.current]).decrypt(raw[:12], raw[12:], None)
+        except Exception:
+            return buf"""),
+        ("Restate retried it", "the receipt")),
     "10.1 the tool written but not offered to the agent": ("10.1", _replace(
         "tools=[agent.search_fares, email_itinerary]", "tools=[agent.search_fares]"),
         "none was sent"),
@@ -578,16 +639,34 @@ RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
         'unique_key(ctx, "message id")', 'unique_key(ctx, "itinerary email id")')),
     "10.2 another name for the spend in the state": ("10.2", _replace(
         'ctx.get("tokens"', 'ctx.get("spent"', 'ctx.set("tokens"', 'ctx.set("spent"')),
+    "13.1 the token compared in constant time": ("13.1", _replace(
+        "import secrets\n", "import hmac\nimport secrets\n",
+        'if decision.get("token") != await ctx.get("token", type_hint=str):',
+        'kept = await ctx.get("token", type_hint=str) or ""\n'
+        '    if not hmac.compare_digest(str(decision.get("token", "")).encode(), kept.encode()):')),
+    "13.2 the key id authenticated with the data, in a format of its own": ("13.2", _replace(
+        """        data = AESGCM(ring.keys[key_id]).encrypt(nonce, buf, None)
+        return json.dumps({"key": key_id, "data": base64.b64encode(nonce + data).decode()}
+                          ).encode()""",
+        """        data = AESGCM(ring.keys[key_id]).encrypt(nonce, buf, key_id.encode())
+        return key_id.encode() + b":" + base64.b64encode(nonce + data)""",
+        """        sealed = json.loads(buf)
+        raw = base64.b64decode(sealed["data"])""",
+        """        key_id, data = buf.decode().split(":", 1)
+        raw = base64.b64decode(data)""",
+        """ring.keys[sealed["key"]]).decrypt(raw[:12], raw[12:], None)""",
+        """ring.keys[key_id]).decrypt(raw[:12], raw[12:], key_id.encode())""")),
 }
 
 
-def _serve_edited(lab: Lab, number: str, edit: Callable[[str], str], name: str) -> str:
-    """Serve the solution changed by ``edit``; returns the service's name."""
+def _serve_edited(lab: Lab, number: str, edit: Callable[[str], str],
+                  name: str) -> dict[str, Any]:
+    """Serve the solution changed by ``edit``; returns the namespace it was made in."""
     _, solution, service = EXERCISES[number]
     namespace: dict[str, Any] = {"__name__": name, "uuid": uuid, "lab": lab}
     exec(compile(edit(inspect.getsource(solution)), name, "exec"), namespace)  # noqa: S102
-    lab.serve(namespace[service])
-    return str(namespace[service].name)
+    _serve(lab, number, namespace)
+    return namespace
 
 
 def _still_running(lab: Lab, service: str) -> list[dict[str, Any]]:
@@ -598,16 +677,17 @@ def _still_running(lab: Lab, service: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("right", list(RIGHT_ANSWERS))
 def test_a_correct_answer_unlike_the_solution_passes(lab: Lab, right: str) -> None:
     number, edit = RIGHT_ANSWERS[right]
-    _serve_edited(lab, number, edit, right)
-    result = EXERCISES[number][0](lab)
+    namespace = _serve_edited(lab, number, edit, right)
+    result = _check(lab, number, namespace)
     assert result.passed, result
 
 
 @pytest.mark.parametrize("wrong", list(WRONG_ANSWERS))
 def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str) -> None:
     number, edit, says = WRONG_ANSWERS[wrong]
-    service = _serve_edited(lab, number, edit, f"wrong answer {wrong}")
-    result = EXERCISES[number][0](lab)
+    namespace = _serve_edited(lab, number, edit, f"wrong answer {wrong}")
+    service = str(namespace[EXERCISES[number][2]].name)
+    result = _check(lab, number, namespace)
     assert not result.passed, wrong
     assert result.expected and result.happened and result.hint, result
     assert any(reason in f"{result.expected} {result.happened}"
