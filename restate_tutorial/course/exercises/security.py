@@ -88,7 +88,10 @@ def check_decision_token(lab: Lab) -> None:
                "refuse the decision before resolving the promise: a resolved promise stays "
                "resolved")
     crash(lab, SERVER, "before the manager decides")
-    answer(lab, "ExpenseClaim", "Decide", {"approved": True, "token": token}, key=claim)
+    refused = _forged(lab, claim, {"approved": True, "token": token})
+    expect(refused is None, "the manager's decision, with the token of their message, to be "
+           "taken", f"Decide answered {refused}", "refuse a wrong token before resolving the "
+           "promise: a forged decision completed it first")
     result = settle(lab, run, "ExpenseClaim/Run", within=WITHIN)
     expect(isinstance(result, dict) and result.get("approved") is True,
            "the manager's decision, with the token of their message, to approve the claim",
@@ -98,6 +101,8 @@ def check_decision_token(lab: Lab) -> None:
 # --- 13.2 ----------------------------------------------------------------------------------
 
 MERCHANT = "Café Nuvem"
+#: What shows the merchant in a value however it is written ("Caf\\u00e9" in JSON).
+MARKER = "Nuvem"
 
 
 def _run_async(coroutine: Any) -> Any:
@@ -159,7 +164,7 @@ def check_key_rotation(lab: Lab, codec: Any, ring: Any) -> None:
     body = codec.encode(json.dumps({"merchant": MERCHANT, "amount": 42}).encode())
     run = lab.ingress.send("ReceiptVault", "Run", body, key=claim)
     _waiting(lab, run, "ReceiptVault/Run")
-    shown = [v for v in _restate_holds(lab, run, claim) if _shows(MERCHANT, v)]
+    shown = [v for v in _restate_holds(lab, run, claim) if _shows(MARKER, v)]
     expect(not shown, "Restate to hold only ciphertext (no merchant in its journal or state)",
            f"Restate's records show the merchant: {shown[0][:120] if shown else ''!r}",
            "seal with AESGCM(key).encrypt(nonce, buf, …) and store the nonce with the "
@@ -176,7 +181,8 @@ def check_key_rotation(lab: Lab, codec: Any, ring: Any) -> None:
         raise NotYet(stuck.expected, stuck.happened,
                      "the replay reads values sealed before the rotation: name the key in each "
                      "sealed value (its id, e.g. in the JSON), and in decode open it with "
-                     "ring.keys[that id], not with the current key") from None
+                     "ring.keys[that id], not with the current key (never a TerminalError "
+                     "there: a value that cannot open yet must be retried)") from None
     try:  # the answer, sealed by your codec: opened with it
         raw = result if isinstance(result, bytes) else json.dumps(result).encode()
         opened = json.loads(_run_async(codec.decode(raw)))
@@ -189,7 +195,7 @@ def check_key_rotation(lab: Lab, codec: Any, ring: Any) -> None:
            "decode must give back exactly the bytes encode was given: raise if it cannot open "
            "a value (Restate retries), never return it unopened")
     written = stored_state(lab, "ReceiptVault", claim)
-    expect(bool(written) and not any(_shows(MERCHANT, v) for v in written.values()),
+    expect(bool(written) and not any(_shows(MARKER, v) for v in written.values()),
            "the state sealed too", f"the state holds {written}",
            "the codec sees every value: keep it on the deployment (lab.serve(..., "
            "journal_value_codec=...))")
