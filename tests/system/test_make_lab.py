@@ -341,8 +341,8 @@ def test_the_restate_ui_shows_the_journal_of_the_original_examples_saga(
 
 
 # Words (runs of letters and digits, up to 24 long) that an output breaks across two lines:
-# "paym" at the end of one line, "ent" at the start of the next. A longer run (an invocation
-# id) may break when it alone is wider than its column.
+# "paym" at the end of one line, "ent" at the start of the next. A longer run without spaces
+# (an invocation id, a ciphertext) may break when it alone is wider than its column.
 SPLIT_WORDS = """() => {
     const split = [];
     for (const output of document.querySelectorAll('.jp-OutputArea-output')) {
@@ -355,13 +355,18 @@ SPLIT_WORDS = """() => {
             if (lines.size < 2) continue;
             for (const word of node.textContent.matchAll(/[\\p{L}\\p{N}]+/gu)) {
                 if (word[0].length < 2 || word[0].length > 24) continue;
+                // A run without spaces longer than that (a ciphertext, a URL) may break too.
+                const text = node.textContent;
+                let start = word.index, end = word.index + word[0].length;
+                while (start > 0 && /\\S/.test(text[start - 1])) start--;
+                while (end < text.length && /\\S/.test(text[end])) end++;
+                if (end - start > 24) continue;
                 const range = document.createRange();
                 range.setStart(node, word.index);
                 range.setEnd(node, word.index + word[0].length);
                 const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
                     .map(r => Math.round(r.top)));
                 if (tops.size > 1) {
-                    const text = node.textContent;
                     split.push(text.slice(Math.max(0, word.index - 20), word.index + 30));
                     output.setAttribute('data-split-word', word[0]);
                 }
