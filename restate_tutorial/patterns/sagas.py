@@ -48,8 +48,9 @@ class TwoPhaseService:
 
 def two_phase_service(name: str, noun: str, api: ReservationAPI,
                       **request_fields: type) -> TwoPhaseService:
-    """``name``/Reserve, Confirm and Cancel, logging "<noun> reserved: <id>" and so on."""
-    service = restate.Service(name)
+    """``name``/Reserve, Confirm and Cancel, logging "<noun> reserved: <id>" and so on. Only
+    sagas call them: the ingress refuses them (anyone could cancel a reservation there)."""
+    service = restate.Service(name, ingress_private=True)
 
     @service.handler(name="Reserve", input_serde=JSON_INPUT)
     async def reserve(ctx: Context, request: Any) -> str:

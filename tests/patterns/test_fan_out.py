@@ -263,7 +263,8 @@ def test_the_building_blocks_refuse_malformed_input(lab: Lab, service: str, hand
     ("Airlines", "Quote", None), ("Airlines", "QuoteUnlimited", None),
     ("AirlinePermits", "Acquire", "KL"), ("AirlinePermits", "Release", "KL"),
     ("RateLimiter", "Take", "mailer"), ("PriceWatch", "Tick", "KL1"), ("CronJob", "Tick", "j"),
-    ("TripReminders", "Remind", "trip-1"),
+    ("TripReminders", "Remind", "trip-1"), ("Flights", "Cancel", None),
+    ("CarRentals", "Reserve", None), ("Hotels", "Confirm", None),
 ])
 def test_an_internal_handler_is_private_to_the_ingress(lab: Lab, service: str, handler: str,
                                                        key: str | None) -> None:

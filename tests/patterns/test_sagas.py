@@ -15,6 +15,7 @@ from restate_tutorial.scenarios import GOOD_CARD, SEED_BOOKING, booking
 from restate_tutorial.simulated import travel
 
 from ..ledgers import assert_nothing_repeated_since, one_saga, saga_history
+from ..services import call_as_a_handler
 
 
 def trip() -> str:
@@ -219,7 +220,7 @@ def test_confirming_a_cancelled_reservation_is_a_terminal_409(lab: Lab) -> None:
     car = travel.car_rentals.reserve({"pickup_location": "X", "rental_date": "D"}, "request-4")
     travel.car_rentals.cancel(car)
     with pytest.raises(IngressError) as refused:
-        lab.ingress.call("CarRentals", "Confirm", car)  # a JSON string
+        call_as_a_handler(lab, "CarRentals", "Confirm", car)  # a JSON string, from a handler
     assert refused.value.status == 409  # not retried: no retry would help
     assert "cannot be confirmed" in refused.value.message
 
