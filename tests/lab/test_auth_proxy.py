@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 
 import httpx
 import pytest
@@ -14,7 +13,7 @@ from restate_tutorial.lab import Lab, LabError
 from restate_tutorial.lab.auth_proxy import AuthProxy
 from restate_tutorial.lab.processes import free_port
 
-TOKEN = "s3cret-" + uuid.uuid4().hex
+TOKEN = "s3cret-token-of-the-tests"  # fixed: test ids must be the same on every worker
 
 
 def input_headers(lab: Lab, invocation: str) -> dict[str, str]:
@@ -49,7 +48,8 @@ def test_through_the_proxy_the_token_is_checked_and_stripped(lab: Lab) -> None:
 @pytest.mark.parametrize("authorization", [
     None, "", f"Basic {TOKEN}", "Bearer", "Bearer wrong", f"Bearer {TOKEN}x",
     f"Bearer {TOKEN[:-1]}", f"Bearer  {TOKEN}", "Bearer " + "x" * 10_000,
-])
+], ids=["none", "empty", "basic", "no token", "wrong", "a byte more", "a byte less",
+        "two spaces", "10 KB"])
 def test_without_its_token_the_proxy_answers_401_and_nothing_runs(
         lab: Lab, authorization: str | None) -> None:
     before = lab.admin.sql("SELECT count(*) AS n FROM sys_invocation WHERE "
