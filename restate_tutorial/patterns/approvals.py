@@ -122,9 +122,9 @@ async def decide(ctx: WorkflowSharedContext, request: Any) -> dict[str, Any]:
     except TerminalError:  # completed already: by a decision, or closed by the timeout
         first = await _first_decision(promise)
         if first is None:
-            raise TerminalError(f"trip {ctx.key()} is not waiting for a decision any more "
+            raise TerminalError(f"trip {clip(ctx.key())} is not waiting for a decision any more "
                                 "(it expired)", 404) from None
-        raise TerminalError(f"trip {ctx.key()} was already {_verdict(first)} by {first['by']}"
+        raise TerminalError(f"trip {clip(ctx.key())} was already {_verdict(first)} by {first['by']}"
                             "; that decision stands", 409) from None
     return {"trip": ctx.key(), "decision": _verdict(decision)}
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from restate import ObjectContext, ObjectSharedContext, RunOptions, TerminalError
 
 from ..simulated.travel import mask_card
-from .payloads import fields
+from .payloads import clip, fields
 
 #: What marks a sealed value.
 SEALED = "aes-256-gcm"
@@ -122,5 +122,5 @@ async def save(ctx: ObjectContext, request: dict[str, Any]) -> dict[str, str]:
 async def show(ctx: ObjectSharedContext) -> dict[str, str]:
     card = await ctx.get("card", type_hint=dict)  # opened with the key that sealed it
     if card is None:
-        raise TerminalError(f"no card saved for {ctx.key()}", 404)
+        raise TerminalError(f"no card saved for {clip(ctx.key())}", 404)
     return {"holder": card["holder"], "card": mask_card(card["card_number"])}

@@ -41,7 +41,7 @@ import restate
 from restate import ObjectContext, ObjectSharedContext, RunOptions, TerminalError
 
 from ..simulated import fares, mailer
-from .payloads import JSON_INPUT, fields, seconds
+from .payloads import JSON_INPUT, clip, fields, seconds
 from .sagas import car_service, flight_service, parse_booking, refund
 from .sagas import run as book
 
@@ -57,7 +57,7 @@ async def book_with_reminder(ctx: ObjectContext, request: Any) -> dict[str, Any]
     delay = seconds(request.get("remind_in_seconds"), "booking", "remind_in_seconds",
                     MAX_DELAY_SECONDS)
     if (status := await ctx.get("status", type_hint=str)) is not None:
-        raise TerminalError(f"trip {ctx.key()} was booked already (it is {status})", 409)
+        raise TerminalError(f"trip {clip(ctx.key())} was booked already (it is {status})", 409)
     booking = {k: v for k, v in request.items() if k != "remind_in_seconds"}
     trip = await ctx.workflow_call(book, key=ctx.key(), arg=booking)
     ctx.set("trip", trip)
@@ -86,7 +86,7 @@ async def remind(ctx: ObjectContext) -> None:
 async def cancel_trip(ctx: ObjectContext) -> str:
     status = await ctx.get("status", type_hint=str)
     if status is None or status == "cancelled":
-        raise TerminalError(f"trip {ctx.key()} is not booked", 404)
+        raise TerminalError(f"trip {clip(ctx.key())} is not booked", 404)
     reminder = await ctx.get("reminder", type_hint=dict)
     if status == "booked" and reminder:
         ctx.cancel_invocation(reminder["invocation_id"])  # it has not run: now it never will

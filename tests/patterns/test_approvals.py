@@ -285,3 +285,11 @@ def test_status_never_shows_the_token(lab: Lab) -> None:
     trip = submit(lab)
     assert token(trip) not in str(lab.ingress.get("TripApproval", "Status", key=trip))
     decide(lab, trip, False)
+
+
+def test_a_10_kb_trip_id_is_clipped_in_the_answer(lab: Lab) -> None:
+    with pytest.raises(IngressError) as unknown:
+        lab.ingress.call("TripApproval", "Decide",
+                         {"approved": True, "token": "t", "reason": "ok"}, key="k" * 10_000)
+    assert unknown.value.status == 404 and len(unknown.value.message) < 200, \
+        len(unknown.value.message)
