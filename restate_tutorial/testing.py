@@ -34,17 +34,21 @@ Two modes catch bugs that a plain run hides (as the Restate SDK's Docker-based h
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
-import restate
+from restate.client import Client
+from restate.client_types import HttpError
 
 from . import views
 from .crashes import MODES, CrashReport, crash_test
-from .lab import AdminClient, IngressClient, Lab, wait_until
+from .lab import AdminClient, IngressClient, IngressError, Lab, LabError, wait_until
+from .lab.ingress import error_message
 
 #: The server settings of each mode (the SDK harness uses the same ones).
 ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -65,21 +69,79 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "for its answer", default="30")
 
 
+class _Mismatches(logging.Handler):
+    """The SDK's reports of a journal mismatch (Restate error 570) during one test."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "mismatch" in message.lower() or "[570" in message:
+            self.seen.append(message.split("\n", 1)[0])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A test that uses the lab fails if any invocation hit a journal mismatch, even one that
+    a retry then got past: the code is not deterministic, and passed by luck."""
+    if "restate_lab" not in getattr(item, "fixturenames", ()):
+        return (yield)
+    mismatches = _Mismatches()
+    logging.getLogger("restate").addHandler(mismatches)
+    try:
+        result = yield
+    finally:
+        logging.getLogger("restate").removeHandler(mismatches)
+    if mismatches.seen:
+        pytest.fail(f"an invocation hit a journal mismatch during this test (Restate replayed "
+                    f"a different code path; a retry may have hidden it): {mismatches.seen[0]}",
+                    pytrace=False)
+    return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """What the test served is gone after it."""
+    lab = getattr(item, "funcargs", {}).get("restate_lab")
+    if isinstance(lab, TestLab):
+        lab.end_test()
+
+
 class TestLab(Lab):
-    """A lab whose ``serve`` serves each service object once per session."""
+    """A lab whose ``serve`` serves services for the test that calls it (gone after it: a
+    test that forgets to serve fails alone and in the suite alike), and ``serve_for_session``
+    for the whole session (each service object once)."""
 
     __test__ = False  # not a test class, despite its name
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, no_retries: bool = False, **options: Any) -> None:
         super().__init__([], **options)
-        self._serving: set[int] = set()
+        self.no_retries = no_retries
+        self._for_session: set[int] = set()
+        self._for_this_test: list[str] = []
 
-    def serve(self, *services: Any) -> str:
-        if all(id(s) in self._serving for s in services):
+    def serve(self, *services: Any, journal_value_codec: Any = None) -> str:
+        """Serve ``services`` until the end of this test."""
+        deployment = super().serve(*services, journal_value_codec=journal_value_codec)
+        self._for_this_test.append(deployment)
+        return deployment
+
+    def serve_for_session(self, *services: Any) -> str:
+        """Serve ``services`` for every test of the session (once per service object)."""
+        if all(id(s) in self._for_session for s in services):
             return "already served"
         deployment = super().serve(*services)
-        self._serving.update(id(s) for s in services)
+        self._for_session.update(id(s) for s in services)
         return deployment
+
+    def end_test(self) -> None:
+        """Unserve what this test served: its deployments leave Restate and the host."""
+        for deployment in self._for_this_test:
+            self.mounts.apps.pop(self.served.pop(deployment, ""), None)
+            self.admin.remove_deployment(deployment)
+        self._for_this_test.clear()
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +152,8 @@ def restate_lab(pytestconfig: pytest.Config) -> Iterator[TestLab]:
     if pytestconfig.getoption("restate_no_retries"):
         settings |= NO_RETRIES
     option = pytestconfig.getoption("restate_call_timeout")
-    with TestLab(server_settings=settings) as lab:
+    with TestLab(server_settings=settings,
+                 no_retries=pytestconfig.getoption("restate_no_retries")) as lab:
         lab.ingress.timeout = float(option if option is not None
                                     else pytestconfig.getini("restate_call_timeout"))
         yield lab
@@ -123,28 +186,55 @@ def restate_admin(restate_lab: TestLab) -> AdminClient:
     return _the_lab(restate_lab).admin
 
 
-class SdkClient:
-    """The SDK's typed client (``restate.create_client``) for a plain, synchronous test: each
-    of its methods (``service_call(handler, arg)``, ``object_call(handler, key, arg)``,
-    ``workflow_send``…) is run to its end and returns what the SDK's returns. In an async
-    test, use ``restate.create_client(restate_lab.ingress.url)`` itself."""
+class _LabClient(Client):
+    """The SDK's client, failing as the lab's ingress client does: an error answer is an
+    IngressError with the handler's own message, no answer in time a LabError saying what
+    Restate's records show of the invocation."""
 
-    def __init__(self, ingress_url: str) -> None:
+    def __init__(self, lab: Lab) -> None:
+        super().__init__(httpx.AsyncClient(base_url=lab.ingress.url, http2=True,
+                                           timeout=lab.ingress.timeout))
+        self._lab = lab
+
+    async def post(self, /, **call: Any) -> bytes:  # type: ignore[override]
+        target = "/" + "/".join(str(call[part]) for part in ("service", "key", "handler")
+                                if call.get(part))
+        try:
+            return await super().post(**call)
+        except HttpError as error:
+            raise IngressError(error.status_code, error_message(error.body or error.message),
+                               target) from None
+        except httpx.TimeoutException:
+            said = self._lab.admin.describe_unfinished(target.removeprefix("/"))
+            raise LabError(f"No answer from {target} within {self._lab.ingress.timeout:g} s;"
+                           f" Restate keeps running it. {said}".rstrip()) from None
+
+
+class SdkClient:
+    """The SDK's typed client for a plain, synchronous test: each of its methods
+    (``service_call(handler, arg)``, ``object_call(handler, key, arg)``, ``workflow_send``…)
+    is run to its end and returns what the SDK's returns; it waits the plugin's call timeout
+    and fails as ``restate_lab.ingress`` does. In an async test, use
+    ``restate.create_client(restate_lab.ingress.url)`` itself."""
+
+    def __init__(self, lab: Lab) -> None:
         self._loop = asyncio.new_event_loop()
-        self._opened = restate.create_client(ingress_url)
-        self._client = self._loop.run_until_complete(self._opened.__aenter__())
+        self._client = _LabClient(lab)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._client, name)
 
         def run(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
-            return self._loop.run_until_complete(method(*args, **kwargs))
+            try:
+                return self._loop.run_until_complete(method(*args, **kwargs))
+            except LabError as error:  # the traceback starts at the test's line
+                raise error.with_traceback(None) from None
 
         return run
 
     def close(self) -> None:
-        self._loop.run_until_complete(self._opened.__aexit__(None, None, None))
+        self._loop.run_until_complete(self._client.client.aclose())
         self._loop.close()
 
 
@@ -152,7 +242,7 @@ class SdkClient:
 def restate_client(restate_lab: TestLab) -> Iterator[SdkClient]:
     """The SDK's typed client, bound to the lab's ingress: ``restate_client.service_call(greet,
     {"name": "Ada"})`` calls the handler ``greet`` by reference (its serde applies)."""
-    client = SdkClient(_the_lab(restate_lab).ingress.url)
+    client = SdkClient(_the_lab(restate_lab))
     yield client
     client.close()
 
@@ -164,9 +254,19 @@ class Waiter:
         self._lab = lab
 
     def until_ended(self, invocation_id: str, timeout: float = 30.0) -> Any:
-        """The invocation's result once it has ended (its IngressError if it failed)."""
-        self._lab.admin.wait_until_ended(invocation_id, timeout=timeout)
-        return self._lab.ingress.outcome(invocation_id)
+        """The invocation's result once it has ended; raises its IngressError if it failed,
+        and a LabError with Restate's record of it if it has not ended within ``timeout``."""
+        __tracebackhide__ = True
+        try:
+            self._lab.admin.wait_until_ended(invocation_id, timeout=timeout)
+        except LabError:
+            [row] = self._lab.admin.sql("SELECT status, retry_count, last_failure FROM "
+                                        f"sys_invocation WHERE id = '{invocation_id}'") or [{}]
+            failure = (row.get("last_failure") or "no failure").split("\n", 1)[0]
+            raise LabError(f"{invocation_id} has not ended within {timeout:g} s: it is "
+                           f"{row.get('status', 'unknown')}, {row.get('retry_count') or 0} "
+                           f"retries, last failure: {failure}") from None
+        return self._lab.ingress.attach(invocation_id)
 
     def until(self, condition: Callable[[], bool], timeout: float = 30.0,
               what: str = "the condition") -> None:
@@ -196,6 +296,11 @@ def restate_crash_test(restate_lab: TestLab) -> Callable[..., CrashReport]:
     def run(start: Callable[[str], str], check: Callable[[str, str], None],
             modes: tuple[str, ...] = tuple(MODES), timeout: float = 60.0) -> CrashReport:
         __tracebackhide__ = True
+        if restate_lab.no_retries:
+            pytest.fail("restate_crash_test needs Restate's retries (a crash is a failed attempt"
+                        " that Restate replays; under --restate-no-retries it kills the "
+                        "invocation instead): run crash tests without that option",
+                        pytrace=False)
         report = crash_test(lab, start, check, modes, timeout)
         report.assert_safe()
         return report

@@ -72,6 +72,10 @@ class AdminClient:
                              "service host running and serving restate.app?)",
                              {"uri": uri, "force": force}).json()
 
+    def remove_deployment(self, deployment_id: str) -> None:
+        """Remove a deployment (``force``: also while invocations of it have not ended)."""
+        self._request("DELETE", f"/deployments/{deployment_id}?force=true", "remove a deployment")
+
     def deployments(self) -> list[dict[str, Any]]:
         """Every registered deployment, with the services (and revisions) it serves."""
         return self._request("GET", "/deployments", "list deployments").json()["deployments"]

@@ -55,11 +55,7 @@ class IngressClient:
             raise LabError(f"Restate ingress at {self.url} is not reachable ({error}): is the lab "
                            "started?") from None
         if response.is_error:
-            try:
-                message = str(response.json().get("message", response.text))
-            except ValueError:
-                message = response.text
-            raise IngressError(response.status_code, message, path)
+            raise IngressError(response.status_code, error_message(response.text), path)
         try:
             return response.json() if response.content else None
         except ValueError:  # an answer that is not JSON (e.g. sealed by a codec): its bytes
@@ -119,3 +115,12 @@ class IngressClient:
 
     def close(self) -> None:
         self._http.close()
+
+
+def error_message(body: str) -> str:
+    """Restate's (or the handler's) message in an error answer: its JSON "message", else the
+    body as it is."""
+    try:
+        return str(json.loads(body).get("message", body))
+    except (ValueError, AttributeError):
+        return body
