@@ -35,8 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +53,7 @@ from . import views
 from .crashes import MODES, CrashReport, crash_test
 from .lab import AdminClient, IngressClient, IngressError, Lab, LabError, wait_until
 from .lab.ingress import error_message
+from .lab.server import RestateServer
 
 #: The server settings of each mode (the SDK harness uses the same ones).
 ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -145,7 +150,10 @@ class TestLab(Lab):
 
 
 @pytest.fixture(scope="session")
-def restate_lab(pytestconfig: pytest.Config) -> Iterator[TestLab]:
+def restate_lab(pytestconfig: pytest.Config, request: pytest.FixtureRequest
+                ) -> Iterator[TestLab]:
+    """One lab for the session. If a test failed, restate-server's log is kept afterwards
+    (its path is printed at the end): the failures' "see its log" point there."""
     settings: dict[str, str] = {}
     if pytestconfig.getoption("restate_always_replay"):
         settings |= ALWAYS_REPLAY
@@ -157,6 +165,12 @@ def restate_lab(pytestconfig: pytest.Config) -> Iterator[TestLab]:
         lab.ingress.timeout = float(option if option is not None
                                     else pytestconfig.getini("restate_call_timeout"))
         yield lab
+        if request.session.testsfailed and isinstance(lab.server, RestateServer):
+            kept = Path(tempfile.gettempdir()) / f"restate-server-{os.getpid()}.log"
+            shutil.copyfile(lab.server.log_file, kept)
+            reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"restate-server's log of this session is kept: {kept}")
 
 
 def _the_lab(restate_lab: Any) -> Lab:

@@ -78,7 +78,11 @@ def test_the_saga_keeps_every_effect_once_whichever_entry_it_crashes_after(
 
     report = crash_test(lab, start, check, modes=[mode])
     report.assert_safe()
-    assert report.entries >= 10 and len(report.runs) == report.entries - 1
+    # Each run crashed at an entry of its own, at or after the one it aimed at; most land there.
+    landed = [run.entries_at_crash for run in report.runs]
+    assert len(set(landed)) == len(landed), report
+    assert all(run.entries_at_crash > run.after_entry for run in report.runs), report
+    assert report.entries >= 10 and len(report.runs) >= report.entries // 2, report
 
 
 @pytest.mark.parametrize("mode", ["service host crash"])

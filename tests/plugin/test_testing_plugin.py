@@ -355,6 +355,9 @@ def test_round_two_the_client_the_waits_the_stubs_and_the_modes_never_pass_silen
     plain.assert_outcomes(passed=4, failed=1)
     output = plain.stdout.str()
     assert "test_forgets_to_serve_the_shop" in output and "HTTP 404" in output, output[-2000:]
+    kept = re.search(r"restate-server's log of this session is kept: (\S+)", output)
+    assert kept and "Restate" in Path(kept[1]).read_text(), output[-2000:]
+    Path(kept[1]).unlink()
     assert "httpx" not in output.split("short test summary")[0].split("test_forgets")[0]
     replayed = pytester.runpytest_subprocess("-q", "--restate-always-replay", "-k", "tosses",
                                              timeout=120)
