@@ -14,7 +14,7 @@ import restate  # noqa: E402
 from restate import Context  # noqa: E402
 
 from benchmarks.common import report, sized  # noqa: E402
-from restate_tutorial.testing import TestLab  # noqa: E402
+from restate_tutorial.testing_lab import TestLab  # noqa: E402
 
 STARTS = sized(3, 1)
 CALLS = sized(50, 3)

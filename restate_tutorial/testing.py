@@ -33,7 +33,6 @@ Two modes catch bugs that a plain run hides (as the Restate SDK's Docker-based h
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -42,18 +41,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
-from restate.client import Client
-from restate.client_types import HttpError
 
-from . import views
-from .crashes import MODES, CrashReport, crash_test
-from .lab import AdminClient, IngressClient, IngressError, Lab, LabError, wait_until
-from .lab.ingress import error_message
-from .lab.server import RestateServer
+if TYPE_CHECKING:  # the heavy half is imported by the fixtures, when a test uses one
+    from .crashes import CrashReport
+    from .lab import AdminClient, IngressClient, Lab
+    from .testing_lab import SdkClient, TestLab, Waiter
 
 #: The server settings of each mode (the SDK harness uses the same ones).
 ALWAYS_REPLAY = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -110,43 +105,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     """What the test served is gone after it."""
     lab = getattr(item, "funcargs", {}).get("restate_lab")
-    if isinstance(lab, TestLab):
+    if hasattr(lab, "end_test"):
         lab.end_test()
-
-
-class TestLab(Lab):
-    """A lab whose ``serve`` serves services for the test that calls it (gone after it: a
-    test that forgets to serve fails alone and in the suite alike), and ``serve_for_session``
-    for the whole session (each service object once)."""
-
-    __test__ = False  # not a test class, despite its name
-
-    def __init__(self, no_retries: bool = False, **options: Any) -> None:
-        super().__init__([], **options)
-        self.no_retries = no_retries
-        self._for_session: set[int] = set()
-        self._for_this_test: list[str] = []
-
-    def serve(self, *services: Any, journal_value_codec: Any = None) -> str:
-        """Serve ``services`` until the end of this test."""
-        deployment = super().serve(*services, journal_value_codec=journal_value_codec)
-        self._for_this_test.append(deployment)
-        return deployment
-
-    def serve_for_session(self, *services: Any) -> str:
-        """Serve ``services`` for every test of the session (once per service object)."""
-        if all(id(s) in self._for_session for s in services):
-            return "already served"
-        deployment = super().serve(*services)
-        self._for_session.update(id(s) for s in services)
-        return deployment
-
-    def end_test(self) -> None:
-        """Unserve what this test served: its deployments leave Restate and the host."""
-        for deployment in self._for_this_test:
-            self.mounts.apps.pop(self.served.pop(deployment, ""), None)
-            self.admin.remove_deployment(deployment)
-        self._for_this_test.clear()
 
 
 @pytest.fixture(scope="session")
@@ -154,6 +114,9 @@ def restate_lab(pytestconfig: pytest.Config, request: pytest.FixtureRequest
                 ) -> Iterator[TestLab]:
     """One lab for the session. If a test failed, restate-server's log is kept afterwards
     (its path is printed at the end): the failures' "see its log" point there."""
+    from .lab.server import RestateServer
+    from .testing_lab import TestLab
+
     settings: dict[str, str] = {}
     if pytestconfig.getoption("restate_always_replay"):
         settings |= ALWAYS_REPLAY
@@ -175,6 +138,8 @@ def restate_lab(pytestconfig: pytest.Config, request: pytest.FixtureRequest
 
 def _the_lab(restate_lab: Any) -> Lab:
     """``restate_lab``, checked: a project fixture of that name that is not a lab is named."""
+    from .lab import Lab
+
     if not isinstance(restate_lab, Lab):
         pytest.fail(f"the fixture restate_lab is overridden (by a conftest.py?) with a "
                     f"{type(restate_lab).__name__}, not a restate_tutorial.lab.Lab: rename your "
@@ -200,103 +165,30 @@ def restate_admin(restate_lab: TestLab) -> AdminClient:
     return _the_lab(restate_lab).admin
 
 
-class _LabClient(Client):
-    """The SDK's client, failing as the lab's ingress client does: an error answer is an
-    IngressError with the handler's own message, no answer in time a LabError saying what
-    Restate's records show of the invocation."""
-
-    def __init__(self, lab: Lab) -> None:
-        super().__init__(httpx.AsyncClient(base_url=lab.ingress.url, http2=True,
-                                           timeout=lab.ingress.timeout))
-        self._lab = lab
-
-    async def post(self, /, **call: Any) -> bytes:  # type: ignore[override]
-        target = "/" + "/".join(str(call[part]) for part in ("service", "key", "handler")
-                                if call.get(part))
-        try:
-            return await super().post(**call)
-        except HttpError as error:
-            raise IngressError(error.status_code, error_message(error.body or error.message),
-                               target) from None
-        except httpx.TimeoutException:
-            said = self._lab.admin.describe_unfinished(target.removeprefix("/"))
-            raise LabError(f"No answer from {target} within {self._lab.ingress.timeout:g} s;"
-                           f" Restate keeps running it. {said}".rstrip()) from None
-
-
-class SdkClient:
-    """The SDK's typed client for a plain, synchronous test: each of its methods
-    (``service_call(handler, arg)``, ``object_call(handler, key, arg)``, ``workflow_send``…)
-    is run to its end and returns what the SDK's returns; it waits the plugin's call timeout
-    and fails as ``restate_lab.ingress`` does. In an async test, use
-    ``restate.create_client(restate_lab.ingress.url)`` itself."""
-
-    def __init__(self, lab: Lab) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._client = _LabClient(lab)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self._client, name)
-
-        def run(*args: Any, **kwargs: Any) -> Any:
-            __tracebackhide__ = True
-            try:
-                return self._loop.run_until_complete(method(*args, **kwargs))
-            except LabError as error:  # the traceback starts at the test's line
-                raise error.with_traceback(None) from None
-
-        return run
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._client.client.aclose())
-        self._loop.close()
-
-
 @pytest.fixture
 def restate_client(restate_lab: TestLab) -> Iterator[SdkClient]:
     """The SDK's typed client, bound to the lab's ingress: ``restate_client.service_call(greet,
     {"name": "Ada"})`` calls the handler ``greet`` by reference (its serde applies)."""
+    from .testing_lab import SdkClient
+
     client = SdkClient(_the_lab(restate_lab))
     yield client
     client.close()
 
 
-class Waiter:
-    """Waiting without sleeps: until an invocation ends, or until a condition holds."""
-
-    def __init__(self, lab: Lab) -> None:
-        self._lab = lab
-
-    def until_ended(self, invocation_id: str, timeout: float = 30.0) -> Any:
-        """The invocation's result once it has ended; raises its IngressError if it failed,
-        and a LabError with Restate's record of it if it has not ended within ``timeout``."""
-        __tracebackhide__ = True
-        try:
-            self._lab.admin.wait_until_ended(invocation_id, timeout=timeout)
-        except LabError:
-            [row] = self._lab.admin.sql("SELECT status, retry_count, last_failure FROM "
-                                        f"sys_invocation WHERE id = '{invocation_id}'") or [{}]
-            failure = (row.get("last_failure") or "no failure").split("\n", 1)[0]
-            raise LabError(f"{invocation_id} has not ended within {timeout:g} s: it is "
-                           f"{row.get('status', 'unknown')}, {row.get('retry_count') or 0} "
-                           f"retries, last failure: {failure}") from None
-        return self._lab.ingress.attach(invocation_id)
-
-    def until(self, condition: Callable[[], bool], timeout: float = 30.0,
-              what: str = "the condition") -> None:
-        """Poll ``condition`` until it is true; fail naming ``what`` after ``timeout`` s."""
-        wait_until(condition, timeout, what)
-
-
 @pytest.fixture
 def restate_wait(restate_lab: TestLab) -> Waiter:
     """``restate_wait.until_ended(invocation_id)``, ``restate_wait.until(lambda: …)``."""
+    from .testing_lab import Waiter
+
     return Waiter(_the_lab(restate_lab))
 
 
 @pytest.fixture
 def restate_views() -> ModuleType:
     """The journal / state / invocations views (``views.journal(restate_admin, id)``…)."""
+    from . import views
+
     return views
 
 
@@ -305,6 +197,8 @@ def restate_crash_test(restate_lab: TestLab) -> Callable[..., CrashReport]:
     """``restate_crash_test(start, check, modes=..., timeout=60)``: ``start(run)`` starts one run
     of your scenario and returns its invocation id; ``check(run, invocation_id)`` asserts your
     invariant once it has ended. Fails naming each journal entry where a crash broke it."""
+    from .crashes import MODES, crash_test
+
     lab = _the_lab(restate_lab)
 
     def run(start: Callable[[str], str], check: Callable[[str, str], None],

@@ -368,3 +368,14 @@ def test_round_two_the_client_the_waits_the_stubs_and_the_modes_never_pass_silen
     crashed = pytester.runpytest_subprocess("-q", "--restate-no-retries", timeout=120)
     crashed.assert_outcomes(failed=1)
     assert "restate_crash_test needs Restate's retries" in crashed.stdout.str()
+
+
+def test_the_plugin_costs_nothing_in_a_run_that_uses_none_of_its_fixtures() -> None:
+    """pytest imports the plugin in every run of an environment it is installed in: its
+    module imports neither the SDK, nor the lab, nor an HTTP client until a fixture is used."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, pytest; before = set(sys.modules); "
+         "import restate_tutorial.testing; print(sorted(set(sys.modules) - before))"],
+        capture_output=True, text=True, check=True).stdout
+    for heavy in ("'restate'", "'httpx'", "'restate_tutorial.lab'", "'kafka'"):
+        assert heavy not in loaded, loaded

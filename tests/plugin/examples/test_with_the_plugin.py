@@ -9,7 +9,7 @@ from restate_tutorial.lab import AdminClient, IngressError, wait_until
 from restate_tutorial.patterns import event_transactions, sagas
 from restate_tutorial.scenarios import SEED_BOOKING
 from restate_tutorial.simulated import social
-from restate_tutorial.testing import TestLab
+from restate_tutorial.testing_lab import TestLab
 
 DECLINED = SEED_BOOKING  # the original example's booking: its test card is declined
 
