@@ -26,7 +26,7 @@ $(VENV_STAMP): pyproject.toml
 		{ echo "Python 3.10 or newer is needed (found $$($(PYTHON) --version))."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(PIP_INSTALL) -e '.[test]'
+	$(PIP_INSTALL) -e '.[course,test]'
 	@# jsonschema's optional IRI checker (rfc3987-syntax, pulled in by JupyterLab) builds a parser
 	@# on import: 2.8 s of CPU in every process that imports nbformat (each pytest with nbmake,
 	@# each JupyterLab). No notebook or test validates an IRI: without it, jsonschema skips that.
@@ -88,7 +88,7 @@ chaos: setup
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): pyproject.toml
-	$(PIP_INSTALL) -e '.[test,bench]'
+	$(PIP_INSTALL) -e '.[course,test,bench]'
 	touch $@
 
 # Every benchmark to the end (one that fails is named, the rest still run), then a table of

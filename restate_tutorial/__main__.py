@@ -268,9 +268,11 @@ def main(argv: list[str] | None = None) -> int:
                              help="Restate's admin API (default: make up's)")
     skip_parser.add_argument("--kafka", default="127.0.0.1:9092",
                              help="the Kafka bootstrap servers (default: make up's)")
-    commands.add_parser("install-restate", help="install restate-server, the restate CLI and "
-                        "restatectl (pinned) from npm for this user: what an installed package "
-                        "(not a checkout) runs")
+    install_parser = commands.add_parser(
+        "install-restate", help="install restate-server, the restate CLI and restatectl "
+        "(pinned) from npm for this user: what an installed package (not a checkout) runs")
+    install_parser.add_argument("--server-only", action="store_true",
+                                help="restate-server alone (enough for the pytest plugin)")
     demo_parser = commands.add_parser("demo", help="run scenarios headless, printing logs")
     demo_parser.add_argument("scenarios", nargs="*", choices=[[], *DEMOS], metavar="scenario",
                              help=f"one of {', '.join(DEMOS)} (default: all)")
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "skip-record":
             skip(args.subscription, args.partition, args.offset, args.admin_url, args.kafka)
         elif args.command == "install-restate":
-            print(f"Installed restate-server {RESTATE_VERSION} in {install_tools()}")
+            print(f"Installed restate-server {RESTATE_VERSION} in "
+                  f"{install_tools(args.server_only)}")
         else:
             demo(args.scenarios)
     except LabError as error:

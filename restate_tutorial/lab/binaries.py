@@ -27,16 +27,18 @@ def user_tools_dir() -> Path:
     return cache / "restate-tutorial" / f"tools-{RESTATE_VERSION}"
 
 
-def install_tools() -> Path:
+def install_tools(server_only: bool = False) -> Path:
     """npm-install restate-server, the restate CLI and restatectl (pinned) into the user's
-    tools dir; returns it."""
+    tools dir — restate-server alone with ``server_only`` (what the pytest plugin needs);
+    returns the dir."""
     if not shutil.which("npm"):
         raise LabError("npm is missing: install Node.js 20+ (it brings npm), then run "
                        f"`{INSTALL_COMMAND}` again.")
     target = user_tools_dir()
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(["npm", "install", "--prefix", str(target), "--no-audit", "--no-fund",
-                    "--loglevel=error", *NPM_PACKAGES], check=True)
+                    "--loglevel=error", *(NPM_PACKAGES[:1] if server_only else NPM_PACKAGES)],
+                   check=True)
     return target
 
 

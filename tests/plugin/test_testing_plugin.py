@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from restate_tutorial.lab.binaries import PROJECT_DIR
+from restate_tutorial.lab.binaries import PROJECT_DIR, RESTATE_VERSION
 from restate_tutorial.lab.server import CONFIG_FILE
 
 pytest_plugins = ["pytester"]
@@ -191,6 +191,19 @@ def test_an_overridden_restate_lab_is_named_in_one_line(pytester: pytest.Pyteste
     assert "AttributeError" not in run.stdout.str()
 
 
+WITHOUT_THE_COURSE = '''
+import sys
+
+
+class WithoutTheCourse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jupyterlab", "matplotlib", "openai", "agents"):
+            raise ModuleNotFoundError(f"{name} is not installed (the [course] extra)")
+
+
+sys.meta_path.insert(0, WithoutTheCourse())
+'''
+
 README_EXAMPLE = '''
 import restate
 from restate import Context
@@ -228,12 +241,24 @@ def test_the_readme_example_passes_from_a_wheel_installed_in_a_fresh_venv(
     assert zipfile.ZipFile(wheel).read("restate_tutorial/lab/restate.toml") == \
         (PROJECT_DIR / "restate.toml").read_bytes()
     assert CONFIG_FILE.resolve() == PROJECT_DIR / "restate.toml"
+    # A slim install: the course's packages are an extra, not what the plugin pulls in.
+    metadata = zipfile.ZipFile(wheel).read(next(
+        n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("METADATA"))).decode()
+    required = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    for course in ("jupyterlab", "matplotlib", "openai", "ipykernel"):
+        assert all(course not in line or 'extra == "course"' in line for line in required), \
+            required
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     [site] = venv.glob("lib/python*/site-packages")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-index", "--target", str(site), str(wheel)], check=True, timeout=300)
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # This venv's dependencies include the course's: hide them, as a slim install has none.
+    (site / "sitecustomize.py").write_text(WITHOUT_THE_COURSE)
+    hidden = subprocess.run([str(venv / "bin" / "python"), "-c", "import matplotlib"],
+                            capture_output=True, text=True)
+    assert "the [course] extra" in hidden.stderr, hidden.stderr
     project = tmp_path / "project"
     project.mkdir()
     (project / "test_greeter.py").write_text(README_EXAMPLE)
@@ -379,3 +404,26 @@ def test_the_plugin_costs_nothing_in_a_run_that_uses_none_of_its_fixtures() -> N
         capture_output=True, text=True, check=True).stdout
     for heavy in ("'restate'", "'httpx'", "'restate_tutorial.lab'", "'kafka'"):
         assert heavy not in loaded, loaded
+
+
+@pytest.mark.parametrize(("options", "packages"), [
+    ([], ["restate-server", "restate", "restatectl"]),
+    (["--server-only"], ["restate-server"]),
+])
+def test_install_restate_asks_npm_for_the_pinned_packages(
+        tmp_path: Path, options: list[str], packages: list[str]) -> None:
+    """What `install-restate` asks npm for (npm here is a stand-in that writes its arguments:
+    the real download is 216 MB for restate-server alone, 455 MB for all three)."""
+    (tmp_path / "bin").mkdir()
+    npm = tmp_path / "bin" / "npm"
+    npm.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'asked'}\n")
+    npm.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+           "RESTATE_TUTORIAL_TOOLS": str(tmp_path / "tools")}
+    done = subprocess.run([sys.executable, "-m", "restate_tutorial", "install-restate",
+                           *options], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    asked = (tmp_path / "asked").read_text().split()
+    assert [a.removeprefix("@restatedev/").split("@")[0] for a in asked if "@restatedev" in a] \
+        == packages
+    assert all(a.endswith(f"@{RESTATE_VERSION}") for a in asked if "@restatedev" in a)
