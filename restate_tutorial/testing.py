@@ -3,7 +3,7 @@
 Installing this package registers it (entry point ``pytest11``). In any project::
 
     def test_greets(restate_lab, restate_key):
-        restate_lab.serve(my_service)            # served once per session, new deployment
+        restate_lab.serve(my_service)            # served for this test (serve_for_session: all)
         assert restate_lab.ingress.call("Greeter", "greet", {"name": "Ada"}) == "Hello Ada!"
 
 Fixtures: ``restate_lab`` (one lab per test session: restate-server, a Kafka broker, your
