@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from restate_tutorial.course.exercises.checking import journal_values
 from restate_tutorial.lab import IngressError, Lab
 from restate_tutorial.patterns.encryption import CODEC, KEYS, wallet
 
@@ -32,24 +33,14 @@ def save(lab: Lab, owner: str, card: str = CARD) -> dict[str, str]:
 
 def what_restate_holds(lab: Lab, owner: str) -> str:
     """The journal entries of the owner's Save calls and its state, as Restate's SQL shows them,
-    with every value (an array of bytes in ``entry_json``) decoded as text."""
-    journal = lab.admin.sql(
-        "SELECT j.entry_json FROM sys_journal j JOIN sys_invocation i ON j.id = i.id "
-        f"WHERE i.target = 'Wallet/{owner}/Save'")
+    with every journal value decoded as text."""
+    saves = lab.admin.sql(f"SELECT id FROM sys_invocation WHERE target = 'Wallet/{owner}/Save'")
+    journal = [r["entry_json"] for save in saves for r in lab.admin.sql(
+        f"SELECT entry_json FROM sys_journal WHERE id = '{save['id']}'")]
     state = lab.admin.sql(f"SELECT value_utf8 FROM state WHERE service_name = 'Wallet' AND "
                           f"service_key = '{owner}'")
-    shown = [r["entry_json"] for r in journal] + [r["value_utf8"] for r in state]
-    values = [bytes(v).decode("utf-8", "replace") for r in journal
-              for v in _byte_arrays(json.loads(r["entry_json"]))]
-    return "\n".join(shown + values)
-
-
-def _byte_arrays(value: object) -> Iterator[list[int]]:
-    if isinstance(value, list) and value and all(isinstance(n, int) for n in value):
-        yield value
-    elif isinstance(value, (list, dict)):
-        for item in value.values() if isinstance(value, dict) else value:
-            yield from _byte_arrays(item)
+    values = [v for save in saves for v in journal_values(lab, save["id"])]
+    return "\n".join(journal + [r["value_utf8"] for r in state] + values)
 
 
 def test_the_handlers_work_and_restate_holds_no_card_number(served: Lab) -> None:

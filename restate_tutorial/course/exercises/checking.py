@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,6 +149,24 @@ def journal_entries(lab: Lab, invocation: str) -> list[dict[str, Any]]:
     """The journal of ``invocation``: its entries' types and names, in order."""
     return lab.admin.sql("SELECT entry_type, name FROM sys_journal WHERE id = "
                          f"{sql_string(invocation)} ORDER BY index")
+
+
+def journal_values(lab: Lab, invocation: str) -> list[str]:
+    """Every value in the journal of ``invocation`` (input, step results, state writes,
+    output: arrays of bytes in ``sys_journal.entry_json``), decoded as text."""
+    values: list[str] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, list) and item and all(isinstance(n, int) for n in item):
+            values.append(bytes(item).decode("utf-8", "replace"))
+        elif isinstance(item, (list, dict)):
+            for inner in item.values() if isinstance(item, dict) else item:
+                walk(inner)
+
+    for row in lab.admin.sql(f"SELECT entry_json FROM sys_journal WHERE id = "
+                             f"{sql_string(invocation)}"):
+        walk(json.loads(row["entry_json"]))
+    return values
 
 
 def stored_state(lab: Lab, service: str, key: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from .checking import (
     eventually,
     expect,
     journal_entries,
+    journal_values,
     settle,
     stored_state,
 )
@@ -138,20 +139,7 @@ def _shows(marker: str, value: str) -> bool:
 
 def _restate_holds(lab: Lab, invocation: str, key: str) -> list[str]:
     """The values Restate holds for the run: its journal's payloads, and its state."""
-    rows = lab.admin.sql(f"SELECT entry_json FROM sys_journal WHERE id = "
-                         f"{sql_string(invocation)}")
-    values: list[str] = []
-
-    def walk(item: Any) -> None:
-        if isinstance(item, list) and item and all(isinstance(n, int) for n in item):
-            values.append(bytes(item).decode("utf-8", "replace"))
-        elif isinstance(item, (list, dict)):
-            for inner in item.values() if isinstance(item, dict) else item:
-                walk(inner)
-
-    for row in rows:
-        walk(json.loads(row["entry_json"]))
-    return values + list(stored_state(lab, "ReceiptVault", key).values())
+    return journal_values(lab, invocation) + list(stored_state(lab, "ReceiptVault", key).values())
 
 
 @check("Exercise 13.2 · a codec that survives a key rotation")
