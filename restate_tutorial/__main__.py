@@ -159,8 +159,8 @@ def demo_approvals(lab: Lab) -> None:
         timeout = 3 if verdict is None else 600
         lab.ingress.send("TripApproval", "Run", {**GOOD_BOOKING, "approver": "Ada",
                                                  "timeout_seconds": timeout}, key=trip)
-        wait_until(lambda trip=trip: lab.ingress.get("TripApproval", "Status", key=trip)[
-            "status"] == "waiting", 30, f"{trip} to wait")
+        wait_until(lambda trip=trip: any(m["subject"] == approvals.SUBJECT.format(trip)
+                                         for m in mailer.inbox("Ada")), 30, f"{trip} to ask Ada")
         print(f"{trip}: waiting for Ada")
         if verdict is not None:  # Ada decides with the token her message carries
             token = approvals.token_for(trip, mailer.inbox("Ada"))
