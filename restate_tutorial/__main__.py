@@ -75,11 +75,12 @@ def up(no_subscribe: bool, free_ports: bool = False, nodes: int = 1) -> None:
 
 
 def _every_service() -> list[object]:
-    """SERVICES and the agent of notebook 10 (imported here only: the Agents SDK takes a
-    second or two to import, which nothing else needs to wait for)."""
-    from .patterns import agent
+    """SERVICES, the agent of notebook 10 and Accounts, whose PostgreSQL make up always runs
+    (imported here only: the Agents SDK takes a second or two to import, which nothing else
+    needs to wait for)."""
+    from .patterns import accounts, agent
 
-    return [*SERVICES, *agent.services]
+    return [*SERVICES, *agent.services, accounts.accounts]
 
 
 def skip(subscription: str, partition: int, offset: int, admin_url: str, kafka: str) -> None:

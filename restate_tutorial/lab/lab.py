@@ -23,6 +23,7 @@ from .errors import LabError
 from .identity import PRIVATE_KEY_SETTING, RequestIdentity, external_public_key
 from .ingress import IngressClient
 from .kafka import KafkaBroker
+from .postgres import PostgresServer
 from .processes import LOOPBACK
 from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
@@ -30,6 +31,7 @@ from .stalls import StallWatch, StuckRecord
 
 # The SDK logs every failed attempt with a long traceback; the logbook turns each into one line
 # (and keeps it for logbook.show()), for every lab, whatever the notebook imported.
+from .. import database  # noqa: E402  isort: skip
 from .. import logbook  # noqa: E402, F401  isort: skip
 
 KAFKA_CLUSTER = "my-cluster"
@@ -124,6 +126,8 @@ class Lab:
                 if len(self.ports.restate) > 1
                 else RestateServer(self.ports.restate[0], self.data_dir / "restate")))
         self.broker = KafkaBroker.from_env(self.ports.kafka, self.data_dir)
+        #: Your own database, started only for a service that keeps data there.
+        self.postgres: PostgresServer | None = None
         every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
         # Signed requests: only this lab's Restate gets its requests run by the service host.
         if external:
@@ -186,6 +190,7 @@ class Lab:
         try:
             self.broker.start()
             self.server.start()
+            self._start_postgres_for(self.services)
             self.host.start()
             self.admin.register_deployment(self.service_url)
             self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
@@ -220,6 +225,7 @@ class Lab:
             raise LabError(f"{clashes[0]} is one of this lab's own services: give yours another "
                            f"name (e.g. restate.Workflow(\"My{clashes[0]}\")) so that both can "
                            "be served side by side.")
+        self._start_postgres_for(services)
         if self._serving_host is None:
             self._serving_host = ServiceHost(self.mounts)
         host = self._serving_host.start()
@@ -232,6 +238,14 @@ class Lab:
             raise
         self.served[str(deployment["id"])] = path
         return Deployment(deployment["id"], [_name(s) for s in services])
+
+    def _start_postgres_for(self, services: Sequence[Any]) -> None:
+        """PostgreSQL, if one of ``services`` keeps data there (`database.uses`)."""
+        if not database.needed_by(services):
+            return
+        if self.postgres is None:
+            self.postgres = PostgresServer.from_env(self.data_dir / "postgres")
+        database.point_at(self.postgres.start().url)
 
     def _app(self, services: Sequence[Any], journal_value_codec: Any = None) -> Any:
         """The ASGI app serving ``services``: it runs only requests signed by this lab's Restate."""
@@ -265,6 +279,8 @@ class Lab:
         self.host.stop()
         self.server.stop()
         self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         if self in _started:
             _started.remove(self)
         if self._owns_data_dir:
@@ -330,7 +346,8 @@ class Lab:
                     if isinstance(self.server, RestateCluster) else "")
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
                 f"{self.server.admin_url}{external} · services {self.host.url} · Kafka "
-                f"{self.broker.bootstrap_servers} · UI {self.server.admin_url}/ui/")
+                f"{self.broker.bootstrap_servers} · UI {self.server.admin_url}/ui/"
+                + (f" · PostgreSQL {self.postgres.url}" if self.postgres else ""))
 
     def __enter__(self) -> Lab:
         return self.start()

@@ -40,11 +40,12 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
 
 
 def spawn(args: Sequence[str], log_file: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+          cwd: Path | None = None, user: str | None = None) -> subprocess.Popen[bytes]:
     """Start ``args`` with output appended to ``log_file``; it dies when this process dies.
 
     The child gets its own session so that a Ctrl-C in a terminal reaches only us: we decide
-    when it stops. Safe from any thread: see :func:`_in_spawner_thread`.
+    when it stops. Safe from any thread: see :func:`_in_spawner_thread`. ``user``: run as this
+    user (we are root).
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
@@ -52,7 +53,7 @@ def spawn(args: Sequence[str], log_file: Path, env: dict[str, str] | None = None
         with open(log_file, "ab") as log:
             return subprocess.Popen(
                 list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True, user=user,
                 preexec_fn=_die_with_parent(os.getpid()),
             )
 
