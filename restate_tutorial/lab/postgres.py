@@ -83,8 +83,9 @@ class PostgresServer:
                                check=True, capture_output=True, text=True, user=user)
         except (OSError, subprocess.CalledProcessError) as error:
             said = str(getattr(error, "stderr", "") or error).strip()
+            who = f" (as root, it runs as the user {user}, who must reach it)" if user else ""
             raise LabError(f"PostgreSQL could not set up its data folder {files} ({said[-300:]}):"
-                           " give the lab a folder it can write.") from None
+                           f" give the lab a folder it can write{who}.") from None
         # Loopback only; its unix socket in its own folder, not in /tmp where another may run.
         self._process = processes.spawn(
             [str(binaries / "postgres"), "-D", str(files), "-p", str(self.port),

