@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from .patterns import (
@@ -108,3 +109,55 @@ def serve_scripted_model() -> str:
     os.environ["OPENAI_BASE_URL"] = url
     os.environ["OPENAI_API_KEY"] = "scripted-model"  # any key: it checks none
     return url
+
+
+def transfers_through_crashes(lab: Lab, count: int = 200, seed: int = 11,
+                              crashes: int = 6) -> dict[str, Any]:
+    """``count`` random transfers (seeded) among eight new accounts of 10,000 cents each, sent
+    at once in ``crashes`` waves; after each wave's last COMMIT, a crash — the service host and
+    restate-server in turn — before that step's result reaches Restate. Then every account is
+    checked against the transfers that answered "applied": the figures, and ``exact``."""
+    import random
+
+    from . import database
+    from .lab.errors import IngressError
+    from .patterns.accounts import script
+
+    rng, run = random.Random(seed), uuid.uuid4().hex[:6]
+    names = [f"{run}-{n}" for n in range(8)]
+    for name in names:
+        lab.ingress.call("Accounts", "Open", {"account": name, "balance_cents": 10_000})
+    sent: list[tuple[dict[str, Any], str]] = []
+    per_wave = -(-count // crashes)
+    for wave in range(crashes):
+        batch = [{"transfer_id": f"{run}-t{n}", "amount_cents": rng.randint(1, 3_000),
+                  **dict(zip(("from", "to"), rng.sample(names, 2), strict=True))}
+                 for n in range(wave * per_wave, min(count, (wave + 1) * per_wave))]
+        committed = script.hold_after_commit(batch[-1]["transfer_id"])
+        sent += [(body, lab.ingress.send("Accounts", "Transfer", body)) for body in batch]
+        committed.wait(60)
+        if wave % 2:
+            lab.server.restart()
+        else:
+            for host in lab.service_hosts:
+                host.restart()
+    balance = dict.fromkeys(names, 10_000)
+    applied = refused = 0
+    for body, invocation in sent:
+        try:
+            lab.ingress.attach(invocation, timeout=120)
+        except IngressError:
+            refused += 1
+            continue
+        applied += 1
+        balance[body["from"]] -= body["amount_cents"]
+        balance[body["to"]] += body["amount_cents"]
+    with database.connect() as conn:
+        table = dict(conn.execute("SELECT id, balance_cents FROM accounts WHERE id = ANY(%s)",
+                                  (names,)).fetchall())
+        rows = conn.execute("SELECT count(*) FROM transfers WHERE transfer_id LIKE %s",
+                            (f"{run}-t%",)).fetchone()[0]
+    return {"transfers": count, "applied": applied, "refused (not enough money)": refused,
+            "crashes after a COMMIT": crashes, "rows in transfers": rows,
+            "total before": 80_000, "total after": sum(table.values()),
+            "exact": table == balance and rows == applied and sum(table.values()) == 80_000}

@@ -221,7 +221,8 @@ class Script:
     freezes: dict[str, Freeze] = field(default_factory=dict)
 
     def hold_after_commit(self, transfer_id: str) -> threading.Event:
-        """Hold the next attempt of ``transfer_id`` after its COMMIT; the event: committed."""
+        """Hold the next attempt of ``transfer_id`` after its COMMIT (or its refusal: rolled
+        back); the event is set then."""
         self.holds[transfer_id] = threading.Event()
         return self.holds[transfer_id]
 
@@ -240,9 +241,9 @@ class Script:
         finally:
             if zombie is not None:
                 zombie.ended.set()
-        if (committed := self.holds.pop(transfer_id, None)) is not None:
-            committed.set()
-            threading.Event().wait(self.hold_seconds)
+            if (ended := self.holds.pop(transfer_id, None)) is not None:
+                ended.set()
+                threading.Event().wait(self.hold_seconds)
 
 
 script = Script()
