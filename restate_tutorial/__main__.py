@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 
 from . import soak, views
@@ -29,6 +30,7 @@ from .scenarios import (
     SUBSCRIPTIONS,
     searches_at_once,
     serve_scripted_model,
+    transfers_through_crashes,
 )
 from .simulated import bank, fares, mailer, quotes, social
 
@@ -229,10 +231,32 @@ def demo_agent(lab: Lab) -> None:
     print("the model's bill:", model.bill())
 
 
+def demo_accounts(lab: Lab) -> None:
+    """Your own database: a transfer sent twice moves the money once; a crash of the service
+    host after its COMMIT changes nothing; then 200 transfers through crashes."""
+    from .patterns.accounts import script
+
+    run = uuid.uuid4().hex[:4]
+    for name, cents in ((f"alice-{run}", 10_000), (f"bob-{run}", 0)):
+        print(lab.ingress.call("Accounts", "Open", {"account": name, "balance_cents": cents}))
+    rent = {"transfer_id": f"rent-{run}", "from": f"alice-{run}", "to": f"bob-{run}",
+            "amount_cents": 1_000}
+    committed = script.hold_after_commit(rent["transfer_id"])
+    invocation = lab.ingress.send("Accounts", "Transfer", rent)
+    committed.wait(30)
+    print("COMMIT done, step not journaled yet: crashing the service host…")
+    lab.host.restart()
+    print(lab.ingress.attach(invocation), "· sent again:",
+          lab.ingress.call("Accounts", "Transfer", rent))
+    print(views.database("PostgreSQL: accounts", "SELECT id, balance_cents FROM accounts"
+                         " WHERE id LIKE %s ORDER BY id", f"%-{run}"))
+    print(transfers_through_crashes(lab))
+
+
 DEMOS: dict[str, Callable[[Lab], None]] = {
     "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
     "enrichment": demo_enrichment, "approvals": demo_approvals, "time": demo_time,
-    "fanout": demo_fanout, "agent": demo_agent}
+    "fanout": demo_fanout, "agent": demo_agent, "accounts": demo_accounts}
 
 
 def demo(names: list[str]) -> None:

@@ -4,6 +4,7 @@
       └─ run "transfer" — ONE PostgreSQL transaction:
            ├─ INSERT INTO transfers (transfer_id, …)    the step's token; there already:
            │                                            applied before → change nothing
+           ├─ SELECT … FOR UPDATE, both rows by id      one lock order: no deadlock
            ├─ UPDATE accounts − amount WHERE enough     else 409 (404: no such account)
            └─ UPDATE accounts + amount
          COMMIT, and only then the step's journal entry
@@ -140,6 +141,10 @@ def apply(transfer: Transfer, with_token: bool) -> None:
                 if inserted is None:  # applied before: by a crashed attempt, a zombie, a repeat
                     _same_as_before(conn, transfer)
                     return
+            # Both rows locked in one order (by id): two transfers the opposite way between
+            # the same accounts wait for each other instead of deadlocking.
+            conn.execute("SELECT 1 FROM accounts WHERE id IN (%s, %s) ORDER BY id FOR UPDATE",
+                         (transfer.source, transfer.target))
             debited = conn.execute(
                 "UPDATE accounts SET balance_cents = balance_cents - %s"
                 " WHERE id = %s AND balance_cents >= %s RETURNING id",

@@ -181,6 +181,7 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
         ready = up.stdout.readline()  # type: ignore[union-attr]
         assert ready.startswith("Restate lab ready: ingress http://127.0.0.1:"), ready
         ingress = ready.split("ingress ")[1].split()[0]
+        assert " · PostgreSQL postgresql://postgres@127.0.0.1:" in ready, ready
         private = up.stdout.readline()  # type: ignore[union-attr]
         assert private.startswith("Private (only Restate and other handlers may call them): ")
         assert {"PriceWatch/Tick", "AirlinePermits/Acquire"} <= set(
@@ -197,6 +198,16 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
         agent = httpx.post(f"{ingress}/TravelAgent/ada/Message",
                            json={"text": "flights from AMS to LIS"}, timeout=30)
         assert agent.json()["reply"].startswith("The best fare for AMS-LIS is"), agent.text
+        # The README's Accounts curls: two accounts, a transfer sent twice, moved once.
+        for account, cents in (("ada", 5000), ("grace", 0)):
+            httpx.post(f"{ingress}/Accounts/Open", timeout=30,
+                       json={"account": account, "balance_cents": cents}).raise_for_status()
+        rent = {"transfer_id": "rent-1", "from": "ada", "to": "grace", "amount_cents": 1200}
+        for _ in range(2):
+            moved = httpx.post(f"{ingress}/Accounts/Transfer", json=rent, timeout=30)
+            assert moved.json() == {"transfer_id": "rent-1", "status": "applied"}, moved.text
+        grace = httpx.post(f"{ingress}/Accounts/Balance", json={"account": "grace"}, timeout=30)
+        assert grace.json() == {"account": "grace", "balance_cents": 1200}
         # `up` subscribed the seed's topics: a record on social-media-posts gets processed.
         admin = ready.split("admin ")[1].split()[0]
         kafka = KafkaBroker(bootstrap_servers=ready.split("Kafka ")[1].split()[0])
@@ -288,7 +299,8 @@ def test_make_demo_prints_the_seed_style_logs() -> None:
                  "== demo fanout", "'partial': True, 'late': ['TP']",
                  "'most at once (an airline)': 2, 'refused (429)': 0",
                  "== demo agent", "agent: Booked KL AMS-LIS for Ada Lovelace: €240",
-                 "asks for book_flight"):
+                 "asks for book_flight", "== demo accounts", "· sent again: {'transfer_id'",
+                 "'total after': 80000", "'exact': True"):
         assert line in out, line
     assert "Traceback" not in out
 
