@@ -8,13 +8,16 @@ The map (imports run downwards only: a pattern knows no lab, the lab knows no pa
                 (a saga step that waits for another system's callback), ``schedules``
                 (delayed calls, a recurring chain, cron), ``fan_out`` (many calls at once, a
                 deadline, a limit per airline, a rate limit), ``agent`` (a durable AI agent),
-                ``versions`` (code changed in flight); ``keys`` and ``payloads`` are what they
-                share (journaled keys, input checked at the edge).
+                ``versions`` (code changed in flight), ``encryption`` (sealed journal values),
+                ``accounts`` (your own PostgreSQL, exactly once); ``keys`` and ``payloads`` are
+                what they share (journaled keys, input checked at the edge).
 ``simulated/``  the downstream systems the patterns call (flights, payments, social media,
                 moderation, mailer, airline, bank, fares, quotes, a language model) — not
                 Restate; each keeps a ledger to assert on.
-``lab/``        the runtime: a real restate-server (or cluster), a Kafka broker and the service
-                host, driven from Python (``Lab``, ``AdminClient``, ``IngressClient``).
+``database``    your own database: which services keep data in PostgreSQL, and where it is.
+``lab/``        the runtime: a real restate-server (or cluster), a Kafka broker, the service
+                host and, for a service that needs it, PostgreSQL, driven from Python (``Lab``,
+                ``AdminClient``, ``IngressClient``).
 ``views``       what Restate recorded, drawn: journals, state, invocations, timelines.
 ``logbook``     handler logs kept for the notebooks, one line per failed attempt.
 ``scenarios``   the original example's data: services, subscriptions, booking, posts.
