@@ -31,6 +31,7 @@ from restate_tutorial.course.solutions import (
     loyalty_points,
     paced_search,
     patient_feed,
+    refund_once,
     rotating_codec,
     snooze,
     spend_cap,
@@ -58,6 +59,7 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "9.2": (exercises.check_paced_search, paced_search, "user_search"),
     "10.1": (exercises.check_email_tool, email_tool, "itinerary_agent"),
     "10.2": (exercises.check_spend_cap, spend_cap, "frugal_agent"),
+    "11.1": (exercises.check_refund, refund_once, "refunds"),
     "13.1": (exercises.check_decision_token, expense_token, "expense_claim"),
     "13.2": (exercises.check_key_rotation, rotating_codec, "receipt_vault"),
 }
@@ -193,6 +195,12 @@ def _replace(*old_new: str) -> Callable[[str], str]:
     return edit
 
 
+REFUND_TOKEN = '''        first = conn.execute("INSERT INTO refunds (refund_id) VALUES (%s)"
+                             " ON CONFLICT (refund_id) DO NOTHING RETURNING 1",
+                             (refund["refund_id"],)).fetchone()
+        if first is None:  # refunded before: a retry after a crash, or the client again
+            return
+'''
 CHECK_TOKEN = """    if decision.get("token") != await ctx.get("token", type_hint=str):
         raise TerminalError(f"claim {ctx.key()}: only its manager can decide", 403)
 """
@@ -463,6 +471,32 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str | tuple[str, ...]]
         "import restate\n", "import time\n\nimport restate\n",
         WAIT_FOR_TOKEN, "    time.sleep(1)\n"),
         ("durable waits", "still running", "Bob's search")),  # a blocked host: any of them
+    "11.1 the token looked up in a step before the credit": ("11.1", _replace(
+        REFUND_TOKEN, "",
+        '    await ctx.run_typed("credit", credit, RunOptions(), request)',
+        '    if not await ctx.run_typed("refunded before?", refunded_before, RunOptions(),\n'
+        '                               request["refund_id"]):\n'
+        '        await ctx.run_typed("credit", credit, RunOptions(), request)',
+        "def credit(", "def refunded_before(refund_id: str) -> bool:\n"
+        "    with database.connect() as conn:\n"
+        "        return bool(conn.execute('SELECT 1 FROM refunds WHERE refund_id = %s',\n"
+        "                                 (refund_id,)).fetchone())\n\n\ndef credit(",
+        "        conn.execute(\"UPDATE", "        conn.execute('INSERT INTO refunds VALUES (%s)'"
+        " ' ON CONFLICT DO NOTHING', (refund['refund_id'],))\n        conn.execute(\"UPDATE"),
+        "500 cents refunded once"),
+    "11.1 a token made with ctx.uuid()": ("11.1", _replace(
+        '(refund["refund_id"],)', '(refund["token"],)',
+        '    await ctx.run_typed("credit", credit, RunOptions(), request)',
+        '    request = {**request, "token": str(ctx.uuid())}\n'
+        '    await ctx.run_typed("credit", credit, RunOptions(), request)'),
+        "the same refund_id sent again"),
+    "11.1 the token made of the account and the amount": ("11.1", _replace(
+        '(refund["refund_id"],)', '(f"{refund[\'account\']}:{refund[\'amount_cents\']}",)'),
+        "without changing it"),
+    "11.1 the token written but not checked": ("11.1", _replace(
+        "        if first is None:  # refunded before: a retry after a crash, or the client "
+        "again\n            return\n", ""),
+        "500 cents refunded once"),
     "13.1 the token kept in the process": ("13.1", _replace(
         'ctx.set("token", token)', "TOKENS[ctx.key()] = token",
         'await ctx.get("token", type_hint=str)', "TOKENS.get(ctx.key())",
@@ -636,6 +670,15 @@ RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
         'unique_key(ctx, "message id")', 'unique_key(ctx, "itinerary email id")')),
     "10.2 another name for the spend in the state": ("10.2", _replace(
         'ctx.get("tokens"', 'ctx.get("spent"', 'ctx.set("tokens"', 'ctx.set("spent"')),
+    "11.1 the token's row inserted in a savepoint, its duplicate caught": ("11.1", _replace(
+        REFUND_TOKEN,
+        "        try:\n"
+        "            with conn.transaction():  # a savepoint: a duplicate undoes only this\n"
+        "                conn.execute(\"INSERT INTO refunds (refund_id) VALUES (%s)\",\n"
+        "                             (refund[\"refund_id\"],))\n"
+        "        except psycopg.errors.UniqueViolation:\n"
+        "            return\n",
+        "import restate\n", "import psycopg\nimport restate\n")),
     "13.1 the token compared in constant time": ("13.1", _replace(
         "import secrets\n", "import hmac\nimport secrets\n",
         'if decision.get("token") != await ctx.get("token", type_hint=str):',

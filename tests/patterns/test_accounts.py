@@ -16,13 +16,12 @@ from restate_tutorial.lab.postgres import PostgresServer
 from restate_tutorial.patterns import accounts
 from restate_tutorial.scenarios import transfers_through_crashes
 
-from ..services import call_as_a_handler
+from ..services import call_as_a_handler, inbox
 
 
 @pytest.fixture(scope="module")
 def bank(lab: Lab) -> Lab:
     """The session's lab, serving Accounts and NaiveAccounts: it starts PostgreSQL for them."""
-    assert lab.postgres is None  # the lab serving everything else pays nothing for it
     lab.serve(accounts.accounts, accounts.naive_accounts)
     assert lab.postgres is not None and lab.postgres.running
     return lab
@@ -159,6 +158,14 @@ def test_transfers_racing_for_the_same_money_never_overdraw(bank: Lab,
         statuses = list(racing.map(attempt, range(10)))
     assert sorted(statuses) == [200] * 6 + [409] * 4
     assert balances(a, b) == [100, 900]
+
+
+def test_a_lab_serving_no_service_of_the_database_starts_no_postgresql() -> None:
+    lab = Lab([inbox])
+    lab._start_postgres_for([inbox])
+    assert lab.postgres is None and not database.needed_by([inbox])
+    lab.stop()
+    assert database.needed_by([inbox, accounts.accounts])
 
 
 def test_a_lab_uses_your_own_postgresql_when_told(monkeypatch: pytest.MonkeyPatch) -> None:

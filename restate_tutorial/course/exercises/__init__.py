@@ -1,4 +1,4 @@
-"""The "Your turn" exercises of notebooks 01–03, 07–10 and 13: each check drives a scenario
+"""The "Your turn" exercises of notebooks 01–03, 07–11 and 13: each check drives a scenario
 against the lab and reads the simulated systems' ledgers and Restate's records. It never
 raises: it returns a :class:`CheckResult` — passed, or what was expected, what happened and a
 hint.
@@ -39,6 +39,7 @@ from .checking import CheckResult, show
 from .enrichment import check_delivered, check_early_updates
 from .events import check_backoff, check_give_up
 from .many import check_first_three, check_paced_search
+from .own_database import check_refund
 from .sagas import check_hotel_saga, check_loyalty_points
 from .security import check_decision_token, check_key_rotation
 from .timing import check_give_up_watch, check_snooze
@@ -48,5 +49,6 @@ __all__ = ["CheckResult", "check_backoff", "check_decision_token", "check_delive
            "check_early_updates", "check_key_rotation",
            "check_email_tool", "check_escalation", "check_first_three", "check_give_up",
            "check_give_up_watch",
-           "check_hotel_saga", "check_loyalty_points", "check_paced_search", "check_snooze",
+           "check_hotel_saga", "check_loyalty_points", "check_paced_search", "check_refund",
+           "check_snooze",
            "check_spend_cap", "check_withdraw", "show"]
