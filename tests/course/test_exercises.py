@@ -20,6 +20,7 @@ from restate import ObjectContext
 from restate_tutorial.course import exercises
 from restate_tutorial.course.exercises import CheckResult, checking
 from restate_tutorial.course.solutions import (
+    daily_limit,
     delivery_tracker,
     early_updates,
     email_tool,
@@ -60,6 +61,7 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "10.1": (exercises.check_email_tool, email_tool, "itinerary_agent"),
     "10.2": (exercises.check_spend_cap, spend_cap, "frugal_agent"),
     "11.1": (exercises.check_refund, refund_once, "refunds"),
+    "11.2": (exercises.check_daily_limit, daily_limit, "limited_accounts"),
     "13.1": (exercises.check_decision_token, expense_token, "expense_claim"),
     "13.2": (exercises.check_key_rotation, rotating_codec, "receipt_vault"),
 }
@@ -201,6 +203,8 @@ REFUND_TOKEN = '''        first = conn.execute("INSERT INTO refunds (refund_id) 
         if first is None:  # refunded before: a retry after a crash, or the client again
             return
 '''
+LIMIT_LOCK = ('        conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE",'
+              ' (t["from"],))\n')
 CHECK_TOKEN = """    if decision.get("token") != await ctx.get("token", type_hint=str):
         raise TerminalError(f"claim {ctx.key()}: only its manager can decide", 403)
 """
@@ -497,6 +501,27 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str | tuple[str, ...]]
         "        if first is None:  # refunded before: a retry after a crash, or the client "
         "again\n            return\n", ""),
         "500 cents refunded once"),
+    "11.2 the day's total read before the lock": ("11.2", _replace(
+        LIMIT_LOCK, "", "        if spent > DAILY_LIMIT_CENTS:",
+        LIMIT_LOCK + "        if spent > DAILY_LIMIT_CENTS:"),
+        "one applied and one refused"),
+    "11.2 the lock taken on the account the money goes to": ("11.2", _replace(
+        'FOR UPDATE", (t["from"],))', 'FOR UPDATE", (t["to"],))'),
+        "one applied and one refused"),
+    "11.2 refused at the limit, not over it": ("11.2", _replace(
+        "if spent > DAILY_LIMIT_CENTS:", "if spent >= DAILY_LIMIT_CENTS:"),
+        "without changing it"),
+    "11.2 the limit checked before the token": ("11.2", _replace(
+        "            return  # applied before\n", "            pass\n",
+        "        if conn.execute(\"INSERT INTO transfers",
+        LIMIT_LOCK
+        + "        done = conn.execute(\"SELECT sum(amount_cents)::bigint FROM transfers WHERE\"\n"
+        "                            \" from_account = %s AND applied_at >= current_date\",\n"
+        "                            (t[\"from\"],)).fetchone()[0] or 0\n"
+        "        if done + t[\"amount_cents\"] > DAILY_LIMIT_CENTS:\n"
+        "            raise TerminalError(\"over the daily limit: nothing was moved\", 409)\n"
+        "        if conn.execute(\"INSERT INTO transfers"),
+        "answer as it did before the crash"),
     "13.1 the token kept in the process": ("13.1", _replace(
         'ctx.set("token", token)', "TOKENS[ctx.key()] = token",
         'await ctx.get("token", type_hint=str)', "TOKENS.get(ctx.key())",
@@ -679,6 +704,9 @@ RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
         "        except psycopg.errors.UniqueViolation:\n"
         "            return\n",
         "import restate\n", "import psycopg\nimport restate\n")),
+    "11.2 an advisory lock per account instead of the row's": ("11.2", _replace(
+        'conn.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (t["from"],))',
+        'conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (t["from"],))')),
     "13.1 the token compared in constant time": ("13.1", _replace(
         "import secrets\n", "import hmac\nimport secrets\n",
         'if decision.get("token") != await ctx.get("token", type_hint=str):',

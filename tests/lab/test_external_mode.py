@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from restate_tutorial.lab import (
@@ -28,20 +29,23 @@ from restate_tutorial.lab import (
 )
 from restate_tutorial.lab.binaries import PROJECT_DIR, restate_server_binary
 from restate_tutorial.lab.failover import tls
+from restate_tutorial.lab.postgres import PostgresServer
 
 
 @dataclass
 class Operator:
-    """What an operator started, outside the lab: a broker and restate-server."""
+    """What an operator started, outside the lab: a broker, restate-server and PostgreSQL."""
 
     broker: KafkaBroker
     ingress_url: str
     admin_url: str
+    database_url: str
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "RESTATE_ADMIN_URL": self.admin_url,
                 "RESTATE_INGRESS_URL": self.ingress_url,
-                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers, **extra}
+                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+                "RESTATE_TUTORIAL_DATABASE_URL": self.database_url, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +69,13 @@ def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
         })
     admin_url = f"http://127.0.0.1:{admin}"
     wait_until(lambda: _answers(f"{admin_url}/health"), 30, "the operator's restate-server")
+    postgres = PostgresServer(processes.temp_dir("operator-postgres-")).start()
     try:
-        yield Operator(broker, f"http://127.0.0.1:{ingress}", admin_url)
+        yield Operator(broker, f"http://127.0.0.1:{ingress}", admin_url, postgres.url)
     finally:
         processes.terminate(server)
         broker.stop()
+        postgres.stop()
 
 
 _http = httpx.Client(verify=tls())  # polled: a client per probe costs ~65 ms of CPU
@@ -111,6 +117,13 @@ def test_the_seeds_manual_steps_work_with_the_projects_restate_toml(operator: Op
 
         wait_until(located, 30, "the location update (the README's consumer options)",
                    interval=0.2)
+        # 5. Accounts keep their data in the operator's PostgreSQL: the lab started none.
+        assert f"· PostgreSQL {operator.database_url}" in ready, ready
+        httpx.post(f"{operator.ingress_url}/Accounts/Open", timeout=30,
+                   json={"account": "operator-1", "balance_cents": 700}).raise_for_status()
+        with psycopg.connect(operator.database_url) as conn:
+            assert conn.execute("SELECT balance_cents FROM accounts WHERE id = 'operator-1'"
+                                ).fetchone() == (700,)
     finally:
         up.send_signal(signal.SIGTERM)
         assert up.wait(30) == 0

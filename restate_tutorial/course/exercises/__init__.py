@@ -39,14 +39,14 @@ from .checking import CheckResult, show
 from .enrichment import check_delivered, check_early_updates
 from .events import check_backoff, check_give_up
 from .many import check_first_three, check_paced_search
-from .own_database import check_refund
+from .own_database import check_daily_limit, check_refund
 from .sagas import check_hotel_saga, check_loyalty_points
 from .security import check_decision_token, check_key_rotation
 from .timing import check_give_up_watch, check_snooze
 from .waiting import check_escalation, check_withdraw
 
-__all__ = ["CheckResult", "check_backoff", "check_decision_token", "check_delivered",
-           "check_early_updates", "check_key_rotation",
+__all__ = ["CheckResult", "check_backoff", "check_daily_limit", "check_decision_token",
+           "check_delivered", "check_early_updates", "check_key_rotation",
            "check_email_tool", "check_escalation", "check_first_three", "check_give_up",
            "check_give_up_watch",
            "check_hotel_saga", "check_loyalty_points", "check_paced_search", "check_refund",

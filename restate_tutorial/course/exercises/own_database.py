@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from ... import database
-from ...lab import Lab
+from ...lab import IngressError, Lab
 from ...patterns import accounts
 from .checking import HOST, SERVER, NotYet, answer, check, crash, eventually, expect, settle
 
@@ -17,14 +17,15 @@ HOLD_SECONDS = 1.0
 REFUNDS_TABLE = "CREATE TABLE IF NOT EXISTS refunds (refund_id text PRIMARY KEY)"
 
 
-def open_account(prefix: str) -> str:
-    """A new account of 0 cents, written straight to the table (Accounts' tables made if
+def open_account(prefix: str, balance_cents: int = 0) -> str:
+    """A new account of ``balance_cents``, written straight to the table (Accounts' tables made if
     missing, and the refunds table)."""
     account = f"{prefix}-{uuid.uuid4().hex[:8]}"
     with database.connect() as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(11)")  # one creator at a time
         conn.execute(accounts.SCHEMA + ";" + REFUNDS_TABLE)
-        conn.execute("INSERT INTO accounts (id, balance_cents) VALUES (%s, 0)", (account,))
+        conn.execute("INSERT INTO accounts (id, balance_cents) VALUES (%s, %s)",
+                     (account, balance_cents))
     return account
 
 
@@ -46,14 +47,24 @@ def crash_after_commit(lab: Lab, service: str, handler: str, body: Any, account:
     try:
         invocation = lab.ingress.send(service, handler, body)
         if not eventually(lambda: balance(account) != before, 10):
-            settle(lab, invocation, f"{service}/{handler}", within=5)
+            try:
+                said = f"it answered {settle(lab, invocation, f'{service}/{handler}', within=5)!r}"
+            except IngressError as refused:
+                said = f"it answered {refused.status} ({refused.message})"
             raise NotYet(f"{service}/{handler} to change the balance of {account}",
-                         "it ended without changing it", unchanged_hint)
+                         f"{said} without changing it", unchanged_hint)
         crash(lab, part, "after the COMMIT, before the step's result reached Restate")
     finally:
         for host in lab.service_hosts:
             host.pace = 0.0
-    return settle(lab, invocation, f"{service}/{handler}")
+    try:
+        return settle(lab, invocation, f"{service}/{handler}")
+    except IngressError as refused:
+        raise NotYet(f"{service}/{handler} to answer as it did before the crash",
+                     f"the retry after the crash answered {refused.status} ({refused.message}),"
+                     " though the COMMIT before it had moved the money",
+                     "look for the token first, before anything that could refuse: a retry "
+                     "that finds it was applied before, and says so") from None
 
 
 @check("Exercise 11.1 · a refund, exactly once")
@@ -80,3 +91,62 @@ def check_refund(lab: Lab) -> None:
     expect(balance(account) == 1000, "a second refund (another refund_id, the same account and "
            "amount) to be refunded too, once", f"the account holds {balance(account)} cents",
            other)
+
+
+# --- 11.2 ----------------------------------------------------------------------------------
+
+#: The limit Exercise 11.2 states: at most this much out of one account per day.
+DAILY_LIMIT_CENTS = 1_000
+
+
+def _waiting_on_a_lock(count: int) -> bool:
+    with database.connect() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                            " 'Lock' AND backend_type = 'client backend'"
+                            ).fetchone()[0] >= count
+
+
+def _outcome(lab: Lab, invocation: str) -> int:
+    """200, or the status it was refused with."""
+    try:
+        settle(lab, invocation, "LimitedAccounts/Transfer")
+    except IngressError as refused:
+        return refused.status
+    return 200
+
+
+@check("Exercise 11.2 · a daily limit, two transfers at once")
+def check_daily_limit(lab: Lab) -> None:
+    source = open_account("limited", 10_000)
+    targets = [open_account("payee") for _ in range(2)]
+
+    def transfer(to: str, cents: int) -> dict[str, Any]:
+        return {"transfer_id": f"d-{uuid.uuid4().hex[:8]}", "from": source, "to": to,
+                "amount_cents": cents}
+
+    # Two transfers of 600 at once: the check holds the account's row, so both are under way
+    # before either can finish — as two requests in the same millisecond would be.
+    with database.connect() as held, held.transaction():
+        held.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (source,))
+        both = [lab.ingress.send("LimitedAccounts", "Transfer", transfer(to, 600))
+                for to in targets]
+        eventually(lambda: _waiting_on_a_lock(2), 5)
+    outcomes = sorted(_outcome(lab, invocation) for invocation in both)
+    out = 10_000 - balance(source)
+    expect(outcomes == [200, 409] and out == 600,
+           "of two transfers of 600 at once, one applied and one refused with 409 (limit 1,000)",
+           f"they answered {outcomes} and {out} cents left the account",
+           "check the limit inside the transfer's transaction, after locking the account's row"
+           " (SELECT … FOR UPDATE): a read in a step before, or before the lock, sees neither "
+           "transfer, and both slip under the limit")
+    crash_after_commit(lab, "LimitedAccounts", "Transfer", transfer(targets[0], 400), source,
+                       HOST, "a transfer that brings the day to exactly 1,000 is within the "
+                       "limit: refuse only over it (>), not at it")
+    expect(10_000 - balance(source) == 1_000, "a transfer of 400 to bring the day to exactly "
+           "1,000, applied once through a crash after its COMMIT",
+           f"{10_000 - balance(source)} cents left the account", "keep the transfers' token")
+    refused = _outcome(lab, lab.ingress.send("LimitedAccounts", "Transfer",
+                                             transfer(targets[1], 1)))
+    expect(refused == 409 and balance(source) == 9_000, "a transfer of 1 cent more to be "
+           "refused with 409", f"it answered {refused}; {10_000 - balance(source)} cents left "
+           "the account", "raise TerminalError(…, 409) when today's transfers pass the limit")
