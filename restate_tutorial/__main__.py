@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     soak_parser.add_argument("--seconds", type=float, default=300)
     soak_parser.add_argument("--seed", type=int, help="replay the fault plan of a seed")
     soak_parser.add_argument("--nodes", type=int, default=1, choices=range(1, 10), metavar="N")
+    soak_parser.add_argument("--transfers", action="store_true",
+                             help="also move money between accounts in PostgreSQL")
     skip_parser = commands.add_parser(
         "skip-record", help="move a Kafka subscription past one record restate-server cannot "
         "consume (the lab's WARNING 'Kafka record stuck' gives the exact command)")
@@ -307,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             up(args.no_subscribe, args.free_ports, args.nodes)
         elif args.command == "soak":
-            return 1 if soak.soak(args.seconds, args.seed, args.nodes).violations else 0
+            return 1 if soak.soak(args.seconds, args.seed, args.nodes,
+                                       args.transfers).violations else 0
         elif args.command == "skip-record":
             skip(args.subscription, args.partition, args.offset, args.admin_url, args.kafka)
         elif args.command == "install-restate":

@@ -12,6 +12,8 @@ other steps). The invariants:
 - every reservation confirmed xor cancelled, exactly once, as its trip's card says;
 - every post created once and in its user's feed once, in the order it was produced — except
   records the in-memory broker lost when it crashed (they may be missing, never doubled);
+- with ``transfers`` (``--transfers``): money moved between accounts in PostgreSQL meanwhile,
+  each transfer applied once or refused, every balance exact, the total kept;
 - no invocation left unfinished.
 """
 
@@ -29,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 
 from .lab import IngressError, Lab, LabError, RestateCluster, wait_until
-from .patterns import event_transactions, sagas
+from .patterns import accounts, event_transactions, sagas
 from .scenarios import GOOD_CARD, booking
 from .simulated import social, travel
 
@@ -57,6 +59,7 @@ class SoakReport:
     faults: Counter[str] = field(default_factory=Counter)
     sagas: Counter[str] = field(default_factory=Counter)
     posts: Counter[str] = field(default_factory=Counter)
+    transfers: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -64,6 +67,7 @@ class SoakReport:
                  f"  faults:     {dict(self.faults)}",
                  f"  sagas:      {dict(self.sagas)}",
                  f"  posts:      {dict(self.posts)}",
+                 *([f"  transfers:  {dict(self.transfers)}"] if self.transfers else []),
                  f"  violations: {len(self.violations)}"]
         lines += [f"    - {v}" for v in self.violations]
         return "\n".join(lines)
@@ -73,11 +77,16 @@ class Soak:
     """``with Soak(seed) as soak: soak.run(seconds); print(soak.check())``."""
 
     def __init__(self, seed: int, nodes: int = 1, users: int = 6,
-                 poll_interval: float = 0.2) -> None:
+                 poll_interval: float = 0.2, transfers: bool = False) -> None:
         self.seed = seed
         self.users = [f"soak-user{i}-{seed}" for i in range(users)]
         self.lab = Lab([sagas.flights, sagas.car_rentals, sagas.booking_workflow,
-                        event_transactions.user_feed], nodes=nodes)
+                        event_transactions.user_feed, *([accounts.accounts] if transfers else [])],
+                       nodes=nodes)
+        #: Accounts of 10,000 cents (with ``transfers``), and each transfer sent to them.
+        self.accounts = [f"soak-{seed}-{uuid.uuid4().hex[:4]}-{i}" for i in range(6)
+                         ] if transfers else []
+        self.transfers: list[tuple[dict[str, Any], str]] = []
         self.poll_interval = timedelta(seconds=poll_interval)
         self.trips: dict[str, tuple[bool, str]] = {}  # trip id → (declined?, invocation id)
         self.posts: list[Post] = []
@@ -95,6 +104,9 @@ class Soak:
         self.lab.subscribe(TOPIC, "UserFeed", "ProcessPost")
         for user in self.users:
             social.moderation.script(user, 2)
+        for account in self.accounts:
+            self.lab.ingress.call("Accounts", "Open", {"account": account,
+                                                       "balance_cents": 10_000})
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,7 +122,8 @@ class Soak:
         workers = [threading.Thread(target=work, args=(random.Random(f"{self.seed}:{name}"),),
                                     name=f"soak-{name}", daemon=True)
                    for name, work in (("sagas", self._book), ("posts", self._post),
-                                      ("faults", self._faults))]
+                                      ("faults", self._faults),
+                                      *([("transfers", self._transfer)] if self.accounts else []))]
         for worker in workers:
             worker.start()
         time.sleep(seconds)  # the soak's length: the work happens in the threads
@@ -152,6 +165,19 @@ class Soak:
             with self._guard:
                 self.posts.append(post)
             self._stop.wait(rng.uniform(0.02, 0.15))
+
+    def _transfer(self, rng: random.Random) -> None:
+        while not self._stop.is_set():
+            source, target = rng.sample(self.accounts, 2)
+            body = {"transfer_id": f"soak-{self.seed}-{uuid.UUID(int=rng.getrandbits(128))}",
+                    "from": source, "to": target, "amount_cents": rng.randint(1, 2_000)}
+            # Sent again while the lab is down: the same transfer_id, applied once all the same.
+            invocation = self._retry(lambda body=body: self.lab.ingress.send(
+                "Accounts", "Transfer", body))
+            if invocation:
+                with self._guard:
+                    self.transfers.append((body, invocation))
+            self._stop.wait(rng.uniform(0.02, 0.1))
 
     def _faults(self, rng: random.Random) -> None:
         while not self._stop.wait(rng.uniform(1.5, 4.0)):
@@ -231,7 +257,7 @@ class Soak:
         self.report.sagas.clear()
         self.report.posts.clear()
         violations = [v for v in self.report.violations if v.startswith("fault ")]
-        violations += self._check_sagas() + self._check_posts()
+        violations += self._check_sagas() + self._check_posts() + self._check_transfers()
         rows = self.lab.admin.sql("SELECT id, target, status FROM sys_invocation"
                                   " WHERE status <> 'completed'")
         violations += [f"invocation {r['id']} ({r['target']}) left {r['status']}" for r in rows]
@@ -300,11 +326,45 @@ class Soak:
         return violations
 
 
-def soak(seconds: float, seed: int | None = None, nodes: int = 1) -> SoakReport:
+    def _check_transfers(self) -> list[str]:
+        if not self.accounts:
+            return []
+        from . import database
+
+        expected = dict.fromkeys(self.accounts, 10_000)
+        applied: set[str] = set()
+        self.report.transfers.clear()
+        for body, invocation in self.transfers:
+            try:
+                self.lab.ingress.attach(invocation, timeout=60)
+            except IngressError as error:
+                self.report.transfers[f"refused ({error.status})"] += 1
+                continue
+            self.report.transfers["applied"] += 1
+            if body["transfer_id"] not in applied:
+                applied.add(body["transfer_id"])
+                expected[body["from"]] -= body["amount_cents"]
+                expected[body["to"]] += body["amount_cents"]
+        with database.connect() as conn:
+            table = dict(conn.execute("SELECT id, balance_cents FROM accounts WHERE id = ANY(%s)",
+                                      (self.accounts,)).fetchall())
+            rows = {row[0] for row in conn.execute(
+                "SELECT transfer_id FROM transfers WHERE transfer_id LIKE %s",
+                (f"soak-{self.seed}-%",))}
+        violations = [f"account {a}: {table.get(a)} cents, expected {cents}"
+                      for a, cents in expected.items() if table.get(a) != cents]
+        if rows != applied:
+            violations.append(f"{len(rows)} transfers in the table, {len(applied)} answered "
+                              "applied")
+        return violations
+
+
+def soak(seconds: float, seed: int | None = None, nodes: int = 1,
+         transfers: bool = False) -> SoakReport:
     """Run a soak and print its report (the seed first, to replay the plan)."""
     seed = seed if seed is not None else random.randrange(1_000_000)
     print(f"chaos soak: seed {seed} (replay with --seed {seed})", flush=True)
-    with Soak(seed, nodes=nodes) as running:
+    with Soak(seed, nodes=nodes, transfers=transfers) as running:
         running.run(seconds)
         report = running.check()
     print(report, flush=True)

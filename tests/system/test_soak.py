@@ -1,8 +1,10 @@
-"""A short chaos soak (the README's "make chaos" runs the same for minutes): every promise holds
-under random faults, and the checker is shown to catch a planted violation."""
+"""A short chaos soak (the README's "make chaos" runs the same for minutes), transfers in
+PostgreSQL included: every promise holds under random faults, and the checker is shown to
+catch a planted violation."""
 
 from __future__ import annotations
 
+from restate_tutorial import database
 from restate_tutorial.simulated import social, travel
 from restate_tutorial.soak import FAULTS, Soak
 
@@ -10,13 +12,14 @@ SEED = 2028  # its plan fires every kind of fault within the first 20 s
 
 
 def test_a_short_chaos_soak_keeps_every_promise_and_the_checker_bites() -> None:
-    with Soak(SEED) as soak:
+    with Soak(SEED, transfers=True) as soak:
         soak.run(24)
         report = soak.check()
         print(report)
         assert set(report.faults) == set(FAULTS), report.faults
         assert report.sagas["accepted"] > 0 and report.sagas["declined"] > 0
         assert report.posts["created"] > 0
+        assert report.transfers["applied"] > 0
         assert report.violations == []
 
         # Plant violations: a second charge of an accepted trip, a post created twice.
@@ -26,6 +29,10 @@ def test_a_short_chaos_soak_keeps_every_promise_and_the_checker_bites() -> None:
         social.social_media.ledger.record("create_post", **{k: v for k, v in post.items()
                                                             if k not in ("at", "system",
                                                                          "action")})
+        with database.connect() as conn:  # money out of thin air
+            conn.execute("UPDATE accounts SET balance_cents = balance_cents + 1 WHERE id = %s",
+                         (soak.accounts[0],))
         planted = soak.check().violations
         assert f"payment {charged['payment_id']} charged 2 times" in planted
         assert f"{post['content']!r} created 2 times" in planted
+        assert any(v.startswith(f"account {soak.accounts[0]}: ") for v in planted), planted
