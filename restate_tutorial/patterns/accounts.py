@@ -131,7 +131,7 @@ def _cents(request: dict[str, Any], name: str, minimum: int) -> int:
 def apply(transfer: Transfer, with_token: bool) -> None:
     """Move the money in one transaction (with the transfer's token, or not: the "before")."""
     with script.attempt(transfer.transfer_id):  # a lesson may freeze or hold this attempt
-        with _connect() as conn, conn.transaction():
+        with connect() as conn, conn.transaction():
             if with_token:
                 inserted = conn.execute(
                     "INSERT INTO transfers (transfer_id, from_account, to_account, amount_cents)"
@@ -174,7 +174,7 @@ def _refuse(conn: Any, account: str, why: str) -> None:
 
 
 def _open(account: str, balance_cents: int) -> None:
-    with _connect() as conn, conn.transaction():
+    with connect() as conn, conn.transaction():
         conn.execute("INSERT INTO accounts (id, balance_cents) VALUES (%s, %s)"
                      " ON CONFLICT (id) DO NOTHING", (account, balance_cents))
         now = conn.execute("SELECT balance_cents FROM accounts WHERE id = %s",
@@ -184,7 +184,7 @@ def _open(account: str, balance_cents: int) -> None:
 
 
 def read_balance(account: str) -> int:
-    with _connect() as conn:
+    with connect() as conn:
         row = conn.execute("SELECT balance_cents FROM accounts WHERE id = %s",
                            (account,)).fetchone()
     if row is None:
@@ -195,7 +195,7 @@ def read_balance(account: str) -> int:
 _schema_for: set[str] = set()
 
 
-def _connect() -> Any:
+def connect() -> Any:
     """A connection to your database, its tables made on first use (once per database)."""
     conn = database.connect()
     if database.url() not in _schema_for:

@@ -18,23 +18,19 @@ REFUNDS_TABLE = "CREATE TABLE IF NOT EXISTS refunds (refund_id text PRIMARY KEY)
 
 
 def open_account(prefix: str, balance_cents: int = 0) -> str:
-    """A new account of ``balance_cents``, written straight to the table (Accounts' tables made if
-    missing, and the refunds table)."""
+    """A new account of ``balance_cents``, written straight to Accounts' table (the refunds
+    table made too, if missing)."""
     account = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    with database.connect() as conn, conn.transaction():
+    with accounts.connect() as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(11)")  # one creator at a time
-        conn.execute(accounts.SCHEMA + ";" + REFUNDS_TABLE)
+        conn.execute(REFUNDS_TABLE)
         conn.execute("INSERT INTO accounts (id, balance_cents) VALUES (%s, %s)",
                      (account, balance_cents))
     return account
 
 
-def balance(account: str) -> int:
-    """The account's balance, read from the table (not through Restate)."""
-    with database.connect() as conn:
-        row = conn.execute("SELECT balance_cents FROM accounts WHERE id = %s",
-                           (account,)).fetchone()
-    return int(row[0]) if row else 0
+#: The account's balance, read from the table (not through Restate).
+balance = accounts.read_balance
 
 
 def crash_after_commit(lab: Lab, service: str, handler: str, body: Any, account: str,
