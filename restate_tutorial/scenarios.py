@@ -161,3 +161,38 @@ def transfers_through_crashes(lab: Lab, count: int = 200, seed: int = 11,
             "crashes after a COMMIT": crashes, "rows in transfers": rows,
             "total before": 80_000, "total after": sum(table.values()),
             "exact": table == balance and rows == applied and sum(table.values()) == 80_000}
+
+
+def interest_with_a_zombie(lab: Lab, service: str = "Accounts") -> dict[str, Any]:
+    """1 % interest for November on a new account of 100,000 cents, through ``service``
+    (``Accounts``, or ``NaiveAccounts``: no version check). Its first attempt reads the account,
+    then freezes before its write; 50,000 cents are paid in; Restate gives up on the frozen
+    attempt and retries (about 7 s); 20,000 more are paid in; then the zombie wakes and writes.
+    The figures: what was paid, the balance before and after the zombie woke, and whether the
+    account holds every cent (``exact``)."""
+    from .patterns.accounts import read_balance, script
+
+    run = uuid.uuid4().hex[:6]
+    saver, payer = f"saver-{run}", f"payer-{run}"
+    for account in (saver, payer):
+        lab.ingress.call("Accounts", "Open", {"account": account, "balance_cents": 100_000})
+
+    def pay_in(cents: int) -> None:
+        lab.ingress.call("Accounts", "Transfer", {"transfer_id": f"in-{cents}-{run}",
+                                                  "from": payer, "to": saver,
+                                                  "amount_cents": cents})
+
+    zombie = script.freeze(f"{saver}/2026-11")
+    invocation = lab.ingress.send(service, "AddInterest",
+                                  {"account": saver, "month": "2026-11", "rate_bp": 100})
+    zombie.frozen.wait(30)  # it has read the account (journaled) and froze before its write
+    pay_in(50_000)
+    interest = lab.ingress.attach(invocation, timeout=60)["interest_cents"]  # the retry's
+    pay_in(20_000)
+    before = read_balance(saver)
+    zombie.thaw.set()  # it wakes and writes what it computed from its old read
+    zombie.ended.wait(30)
+    after, expected = read_balance(saver), 100_000 + 50_000 + 20_000 + interest
+    return {"invocation": invocation, "account": saver, "interest paid": interest,
+            "paid in meanwhile": 70_000, "balance before the zombie woke": before,
+            "balance after": after, "expected": expected, "exact": after == expected}

@@ -17,13 +17,26 @@ token does nothing: exactly once, whatever crashes, also when an attempt Restate
 token and its transaction changes nothing. The same transfer_id from any caller, at any time
 (also after Restate has forgotten the invocation), is applied once and answers the same.
 
-``NaiveAccounts/Transfer`` is the same transaction without the token: the lesson's "before".
+    Accounts/AddInterest {"account", "month", "rate_bp"}        read, compute, write back
+      └─ run "read account"   a durable read: (balance, version), journaled
+         run "pay interest"   UPDATE … SET balance = read + interest, version + 1
+                                WHERE version = the version read      (optimistic concurrency)
+                              no row: the account moved on since the read — the month's token
+                                there? paid before; else read again, and try again
+
+A write computed from a read is only as good as the read. A replay reads the journal, not the
+table, and a zombie wakes up with what it read before it froze: both would write an old balance
+over newer money. The version check refuses any write whose read is no longer the row's.
+
+``NaiveAccounts`` is the "before" of both: Transfer without the token, AddInterest writing what
+it computed without the version check.
 ``Accounts`` is a plain service: the database, not a per-key lock, keeps the money consistent
 (row locks and the CHECK on the balance), so transfers on the same accounts run side by side.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,12 +56,18 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     id text PRIMARY KEY,
     balance_cents bigint NOT NULL CHECK (balance_cents >= 0));
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS transfers (
     transfer_id text PRIMARY KEY,
     from_account text NOT NULL,
     to_account text NOT NULL,
     amount_cents bigint NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS interest (
+    account text NOT NULL,
+    month text NOT NULL,
+    interest_cents bigint NOT NULL,
+    PRIMARY KEY (account, month));
 """
 # Restate gives up on an attempt that says nothing for its inactivity + abort timeouts (default
 # 1 min + 10 min; restate-server 1.7 adds a 5 s drain) and retries it on a new attempt. A
@@ -99,6 +118,48 @@ async def naive_transfer(ctx: Context, request: Any) -> dict[str, Any]:
     return {"transfer_id": wanted.transfer_id, "status": "applied"}
 
 
+@accounts.handler(name="AddInterest", input_serde=JSON_INPUT)
+async def add_interest(ctx: Context, request: Any) -> dict[str, Any]:
+    wanted = parse_interest(request)
+    while True:
+        # A durable read: (balance, version) journaled — a replay gets this, not the table.
+        seen = await ctx.run_typed("read account", read_account, RunOptions(), wanted.account)
+        # Written only if the row is still at the version read; else read again.
+        paid = await ctx.run_typed("pay interest", pay_interest, RunOptions(), wanted, seen, True)
+        if paid is not None:
+            return {"account": wanted.account, "month": wanted.month, "interest_cents": paid}
+
+
+@naive_accounts.handler(name="AddInterest", input_serde=JSON_INPUT)
+async def naive_add_interest(ctx: Context, request: Any) -> dict[str, Any]:
+    wanted = parse_interest(request)
+    seen = await ctx.run_typed("read account", read_account, RunOptions(), wanted.account)
+    # BEFORE: writes what it computed from its read, whatever the row holds now.
+    paid = await ctx.run_typed("pay interest", pay_interest, RunOptions(), wanted, seen, False)
+    return {"account": wanted.account, "month": wanted.month, "interest_cents": paid}
+
+
+@dataclass(frozen=True)
+class Interest:
+    account: str
+    month: str  # "2026-11": paid once per account and month
+    rate_bp: int  # basis points: 100 is 1 %
+
+    @property
+    def token(self) -> str:
+        return f"{self.account}/{self.month}"
+
+
+def parse_interest(request: Any) -> Interest:
+    """The interest in ``request``, else TerminalError(400) naming the field."""
+    wanted = fields(request, "interest", account=str, month=str, rate_bp=int)
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", wanted["month"]):
+        raise TerminalError("malformed interest: month must be YYYY-MM, e.g. 2026-11", 400)
+    if not 0 < wanted["rate_bp"] <= 10_000:
+        raise TerminalError("malformed interest: rate_bp must be from 1 to 10,000 (100 %)", 400)
+    return Interest(_account_id(wanted["account"]), wanted["month"], wanted["rate_bp"])
+
+
 def parse_transfer(request: Any) -> Transfer:
     """The transfer in ``request``, else TerminalError(400) naming the field."""
     wanted = fields(request, "transfer", transfer_id=str, amount_cents=int)
@@ -147,13 +208,13 @@ def apply(transfer: Transfer, with_token: bool) -> None:
                          (transfer.source, transfer.target))
             debited = conn.execute(
                 "UPDATE accounts SET balance_cents = balance_cents - %s"
-                " WHERE id = %s AND balance_cents >= %s RETURNING id",
+                ", version = version + 1 WHERE id = %s AND balance_cents >= %s RETURNING id",
                 (transfer.amount_cents, transfer.source, transfer.amount_cents)).fetchone()
             if debited is None:
                 _refuse(conn, transfer.source, "not enough money")
             credited = conn.execute(
-                "UPDATE accounts SET balance_cents = balance_cents + %s WHERE id = %s"
-                " RETURNING id", (transfer.amount_cents, transfer.target)).fetchone()
+                "UPDATE accounts SET balance_cents = balance_cents + %s, version = version + 1"
+                " WHERE id = %s RETURNING id", (transfer.amount_cents, transfer.target)).fetchone()
             if credited is None:
                 _refuse(conn, transfer.target, "")
 
@@ -173,6 +234,42 @@ def _refuse(conn: Any, account: str, why: str) -> None:
     raise TerminalError(f"{why} in {account[:60]!r}: nothing was moved", 409)
 
 
+def pay_interest(interest: Interest, seen: dict[str, int], versioned: bool) -> int | None:
+    """Write the balance read plus its interest: the interest paid (now or before), or None
+    when the row has moved on since the read (versioned only: read again)."""
+    from psycopg import Rollback
+
+    cents = seen["balance_cents"] * interest.rate_bp // 10_000
+    with script.attempt(interest.token), connect() as conn:  # a lesson may freeze or hold it
+        with conn.transaction():
+            check = " AND version = %(version)s" if versioned else ""
+            written = conn.execute(
+                "UPDATE accounts SET balance_cents = %(balance)s, version = version + 1"
+                f" WHERE id = %(account)s{check} RETURNING 1",
+                {"balance": seen["balance_cents"] + cents, "account": interest.account,
+                 "version": seen["version"]}).fetchone()
+            if written and not versioned:
+                return cents
+            if written and conn.execute(  # the month's token, in the same transaction
+                    "INSERT INTO interest (account, month, interest_cents) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING 1",
+                    (interest.account, interest.month, cents)).fetchone():
+                return cents
+            raise Rollback()  # an old read, or paid before: change nothing
+        before = conn.execute("SELECT interest_cents FROM interest WHERE account = %s AND"
+                              " month = %s", (interest.account, interest.month)).fetchone()
+    return None if before is None else int(before[0])
+
+
+def read_account(account: str) -> dict[str, int]:
+    with connect() as conn:
+        row = conn.execute("SELECT balance_cents, version FROM accounts WHERE id = %s",
+                           (account,)).fetchone()
+    if row is None:
+        raise TerminalError(f"no account {account[:60]!r}: open it first", 404)
+    return {"balance_cents": int(row[0]), "version": int(row[1])}
+
+
 def _open(account: str, balance_cents: int) -> None:
     with connect() as conn, conn.transaction():
         conn.execute("INSERT INTO accounts (id, balance_cents) VALUES (%s, %s)"
@@ -184,12 +281,7 @@ def _open(account: str, balance_cents: int) -> None:
 
 
 def read_balance(account: str) -> int:
-    with connect() as conn:
-        row = conn.execute("SELECT balance_cents FROM accounts WHERE id = %s",
-                           (account,)).fetchone()
-    if row is None:
-        raise TerminalError(f"no account {account[:60]!r}: open it first", 404)
-    return int(row[0])
+    return read_account(account)["balance_cents"]
 
 
 _schema_for: set[str] = set()
@@ -217,28 +309,29 @@ class Freeze:
 
 @dataclass
 class Script:
-    """Where a lesson stops a transfer's next attempt: held after its COMMIT for
-    ``hold_seconds`` (time for a crash to land before the step's result reaches Restate), or
-    frozen before its transaction until thawed (a zombie, once Restate has given up on it)."""
+    """Where a lesson stops the next attempt of a write — a transfer (key: its transfer_id),
+    interest (key: its Interest.token): held after its COMMIT for ``hold_seconds`` (time for a
+    crash to land before the step's result reaches Restate), or frozen before its transaction
+    until thawed (a zombie, once Restate has given up on it)."""
 
     hold_seconds: float = 0.5
     holds: dict[str, threading.Event] = field(default_factory=dict)
     freezes: dict[str, Freeze] = field(default_factory=dict)
 
-    def hold_after_commit(self, transfer_id: str) -> threading.Event:
-        """Hold the next attempt of ``transfer_id`` after its COMMIT (or its refusal: rolled
+    def hold_after_commit(self, key: str) -> threading.Event:
+        """Hold the next attempt of ``key`` after its COMMIT (or its refusal: rolled
         back); the event is set then."""
-        self.holds[transfer_id] = threading.Event()
-        return self.holds[transfer_id]
+        self.holds[key] = threading.Event()
+        return self.holds[key]
 
-    def freeze(self, transfer_id: str) -> Freeze:
-        """Freeze the next attempt of ``transfer_id`` before its transaction."""
-        self.freezes[transfer_id] = Freeze()
-        return self.freezes[transfer_id]
+    def freeze(self, key: str) -> Freeze:
+        """Freeze the next attempt of ``key`` before its transaction."""
+        self.freezes[key] = Freeze()
+        return self.freezes[key]
 
     @contextmanager
-    def attempt(self, transfer_id: str) -> Iterator[None]:
-        if (zombie := self.freezes.pop(transfer_id, None)) is not None:
+    def attempt(self, key: str) -> Iterator[None]:
+        if (zombie := self.freezes.pop(key, None)) is not None:
             zombie.frozen.set()
             zombie.thaw.wait(120)
         try:
@@ -246,7 +339,7 @@ class Script:
         finally:
             if zombie is not None:
                 zombie.ended.set()
-            if (ended := self.holds.pop(transfer_id, None)) is not None:
+            if (ended := self.holds.pop(key, None)) is not None:
                 ended.set()
                 threading.Event().wait(self.hold_seconds)
 

@@ -505,6 +505,23 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str | tuple[str, ...]]
         LIMIT_LOCK, "", "        if spent > DAILY_LIMIT_CENTS:",
         LIMIT_LOCK + "        if spent > DAILY_LIMIT_CENTS:"),
         "one applied and one refused"),
+    "11.2 the day's total read in a step before the transfer": ("11.2", _replace(
+        '        spent = conn.execute("SELECT sum(amount_cents)::bigint FROM transfers"\n'
+        '                             " WHERE from_account = %s AND applied_at >= current_date",\n'
+        '                             (t["from"],)).fetchone()[0]\n'
+        "        if spent > DAILY_LIMIT_CENTS:",
+        '        if t["spent"] + t["amount_cents"] > DAILY_LIMIT_CENTS:',
+        "def move(", "def spent_today(account: str) -> int:\n"
+        "    with database.connect() as conn:\n"
+        "        return conn.execute('SELECT coalesce(sum(amount_cents), 0)::bigint'\n"
+        "                            ' FROM transfers'\n"
+        "                            ' WHERE from_account = %s AND applied_at >= current_date',\n"
+        "                            (account,)).fetchone()[0]\n\n\ndef move(",
+        '    await ctx.run_typed("transfer", move, RunOptions(), request)',
+        '    spent = await ctx.run_typed("spent today", spent_today, RunOptions(),\n'
+        '                                request["from"])\n'
+        '    await ctx.run_typed("transfer", move, RunOptions(), {**request, "spent": spent})'),
+        "one applied and one refused"),
     "11.2 the lock taken on the account the money goes to": ("11.2", _replace(
         'FOR UPDATE", (t["from"],))', 'FOR UPDATE", (t["to"],))'),
         "one applied and one refused"),

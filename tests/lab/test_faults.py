@@ -208,6 +208,10 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
             assert moved.json() == {"transfer_id": "rent-1", "status": "applied"}, moved.text
         grace = httpx.post(f"{ingress}/Accounts/Balance", json={"account": "grace"}, timeout=30)
         assert grace.json() == {"account": "grace", "balance_cents": 1200}
+        interest = httpx.post(f"{ingress}/Accounts/AddInterest", timeout=30, json={
+            "account": "grace", "month": "2026-11", "rate_bp": 100})
+        assert interest.json() == {"account": "grace", "month": "2026-11",
+                                   "interest_cents": 12}, interest.text
         # `up` subscribed the seed's topics: a record on social-media-posts gets processed.
         admin = ready.split("admin ")[1].split()[0]
         kafka = KafkaBroker(bootstrap_servers=ready.split("Kafka ")[1].split()[0])

@@ -14,7 +14,7 @@ from restate_tutorial import database
 from restate_tutorial.lab import IngressError, Lab, LabError, processes
 from restate_tutorial.lab.postgres import PostgresServer
 from restate_tutorial.patterns import accounts
-from restate_tutorial.scenarios import transfers_through_crashes
+from restate_tutorial.scenarios import interest_with_a_zombie, transfers_through_crashes
 
 from ..services import call_as_a_handler, inbox
 
@@ -141,6 +141,87 @@ def test_a_zombie_attempt_that_commits_late_changes_nothing_with_the_token(
         zombie.thaw.set()  # it wakes and runs its transaction, late
         assert zombie.ended.wait(30)
         assert balances(a, b) == expected, service
+
+
+def interest(account: str, month: str = "2026-11", rate_bp: int = 100) -> dict[str, object]:
+    return {"account": account, "month": month, "rate_bp": rate_bp}
+
+
+def test_interest_is_paid_once_a_month_however_often_and_whoever_asks(
+        bank: Lab, pair: tuple[str, str]) -> None:
+    a, _ = pair
+    answer = {"account": a, "month": "2026-11", "interest_cents": 10}
+    assert bank.ingress.call("Accounts", "AddInterest", interest(a)) == answer
+    assert bank.ingress.call("Accounts", "AddInterest", interest(a)) == answer
+    assert call_as_a_handler(bank, "Accounts", "AddInterest", interest(a)) == answer
+    with ThreadPoolExecutor(4) as racing:  # four repeats at once
+        assert list(racing.map(lambda _: bank.ingress.call(
+            "Accounts", "AddInterest", interest(a)), range(4))) == [answer] * 4
+    assert balances(a) == [1010]
+    assert bank.ingress.call("Accounts", "AddInterest", interest(a, "2026-12", 1000)) == {
+        "account": a, "month": "2026-12", "interest_cents": 101}
+    assert balances(a) == [1111]
+
+
+def test_interest_racing_with_transfers_loses_no_cent(bank: Lab,
+                                                      pair: tuple[str, str]) -> None:
+    """Interest written back from a read while transfers change the row: every write whose
+    read is old is refused by the version check and read again — no transfer is lost."""
+    a, b = pair
+    bank.ingress.call("Accounts", "Transfer", transfer(a, b, 500))
+    with ThreadPoolExecutor(8) as racing:
+        paid = racing.submit(lambda: [bank.ingress.call(
+            "Accounts", "AddInterest", interest(b, f"2026-{m:02}"))["interest_cents"]
+            for m in range(1, 7)])
+        list(racing.map(lambda _: bank.ingress.call("Accounts", "Transfer",
+                                                    transfer(a, b, 10)), range(30)))
+    assert balances(a, b) == [200, 800 + sum(paid.result())]
+
+
+@pytest.mark.lab_restate
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_interest_after_a_crash_after_its_commit_is_paid_once(
+        bank: Lab, pair: tuple[str, str], crash: str) -> None:
+    """The retry's write meets a version it did not read (its own, committed): the month's
+    token says it was paid, and nothing is paid again."""
+    a, _ = pair
+    committed = accounts.script.hold_after_commit(f"{a}/2026-11")
+    invocation = bank.ingress.send("Accounts", "AddInterest", interest(a))
+    assert committed.wait(30), "the interest never committed"
+    CRASHES[crash](bank)
+    assert bank.ingress.attach(invocation, timeout=60)["interest_cents"] == 10
+    assert balances(a) == [1010]
+
+
+@pytest.mark.parametrize("service", ["NaiveAccounts", "Accounts"])
+def test_a_zombie_writing_back_an_old_read_is_refused_by_the_version_check(
+        bank: Lab, service: str) -> None:
+    """Without the version check the retry writes its journaled read over the first payment
+    and the zombie over the second; with it, both old reads are refused."""
+    figures = interest_with_a_zombie(bank, service)
+    if service == "NaiveAccounts":
+        assert figures["interest paid"] == 1_000  # 1 % of the journaled read, 100,000
+        assert (figures["balance before the zombie woke"], figures["balance after"]) == (
+            121_000, 101_000)  # 50,000 lost by the retry, 20,000 by the zombie
+    else:
+        assert figures["interest paid"] == 1_500  # read again: 1 % of 150,000
+        assert figures["balance before the zombie woke"] == figures["balance after"] == 171_500
+        assert figures["exact"]
+
+
+@pytest.mark.parametrize(("body", "status", "says"), [
+    ({"account": "a", "month": "2026-13", "rate_bp": 100}, 400, "YYYY-MM"),
+    ({"account": "a", "month": "11/2026", "rate_bp": 100}, 400, "YYYY-MM"),
+    ({"account": "a", "month": "2026-11", "rate_bp": 0}, 400, "rate_bp"),
+    ({"account": "a", "month": "2026-11", "rate_bp": 10_001}, 400, "rate_bp"),
+    ({"account": "a", "month": "2026-11"}, 400, "'rate_bp'"),
+    ({"account": "nobody-here", "month": "2026-11", "rate_bp": 100}, 404, "no account"),
+])
+def test_bad_interest_requests_are_refused_and_change_nothing(
+        bank: Lab, body: dict[str, object], status: int, says: str) -> None:
+    with pytest.raises(IngressError) as refused:
+        bank.ingress.call("Accounts", "AddInterest", body, timeout=10)
+    assert refused.value.status == status and says in refused.value.message, refused.value
 
 
 def test_transfers_racing_for_the_same_money_never_overdraw(bank: Lab,
