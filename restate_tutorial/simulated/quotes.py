@@ -41,20 +41,29 @@ class NoSuchRoute(RuntimeError):
 class Behaviour:
     latency: float = DEFAULT_LATENCY
     flies: bool = True
+    after: str | None = None  # the airline whose answer this one's latency counts from
 
 
 _behaviour: dict[str, Behaviour] = {}
 _answers: dict[str, dict[str, object]] = {}  # request id → the quote answered
 _in_flight: dict[str, int] = {}
 _peak: dict[str, int] = {}
+_answered: set[str] = set()  # airlines that have answered since they were scripted
 _lock = threading.Lock()
+#: The longest an airline waits for the one it answers ``after``.
+LONGEST_WAIT = 30.0
 
 
-def script(airline: str, *, latency: float = DEFAULT_LATENCY, flies: bool = True) -> None:
-    """How ``airline`` answers from now on: after ``latency`` seconds, a fare or NoSuchRoute."""
-    if airline not in AIRLINES:
-        raise ValueError(f"{airline!r} is not one of {', '.join(AIRLINES)}")
-    _behaviour[airline] = Behaviour(latency, flies)
+def script(airline: str, *, latency: float = DEFAULT_LATENCY, flies: bool = True,
+           after: str | None = None) -> None:
+    """How ``airline`` answers from now on: after ``latency`` seconds, a fare or NoSuchRoute —
+    seconds counted from the next answer of airline ``after``, if given: an order of answers
+    that no busy machine can swap."""
+    if airline not in AIRLINES or after not in (None, *AIRLINES):
+        raise ValueError(f"{airline!r}, {after!r}: airlines are {', '.join(AIRLINES)}")
+    with _lock:
+        _behaviour[airline] = Behaviour(latency, flies, after)
+        _answered.discard(airline)
 
 
 async def quote(airline: str, route: str, request_id: str) -> dict[str, object]:
@@ -69,6 +78,11 @@ async def quote(airline: str, route: str, request_id: str) -> dict[str, object]:
         refused = _in_flight[airline] > CAPACITY
     behaviour = _behaviour.get(airline, Behaviour())
     try:
+        waited = 0.0
+        while not refused and behaviour.after and behaviour.after not in _answered \
+                and waited < LONGEST_WAIT:
+            await asyncio.sleep(0.01)
+            waited += 0.01
         await asyncio.sleep(REFUSAL_LATENCY if refused else behaviour.latency)
     finally:
         with _lock:
@@ -82,6 +96,7 @@ async def quote(airline: str, route: str, request_id: str) -> dict[str, object]:
     answer: dict[str, object] = {"airline": airline, "fare": BASE_FARES[airline]}
     with _lock:
         _answers[request_id] = answer
+        _answered.add(airline)
     ledger.record("quote", airline=airline, route=route, fare=answer["fare"],
                   request_id=request_id)
     return answer
@@ -103,6 +118,7 @@ def reset() -> None:
         ledger.clear()
         _behaviour.clear()
         _answers.clear()
+        _answered.clear()
         # Requests still in flight stay counted: they are still at the airline.
         _peak.clear()
         _peak.update(_in_flight)
