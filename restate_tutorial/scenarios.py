@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .patterns import (
     approvals,
     basics,
+    checkout,
     event_enrichment,
     event_transactions,
     fan_out,
@@ -34,7 +35,8 @@ SERVICES: list[Any] = [basics.greeter, basics.visits, sagas.flights, sagas.car_r
                         approvals.trip_approval, secure_booking.secure_booking,
                         schedules.trip_reminders, schedules.price_watch,
                         schedules.cron_job, fan_out.fare_search, fan_out.airlines,
-                        fan_out.airline_permits, fan_out.rate_limiter, fan_out.paced_mailer]
+                        fan_out.airline_permits, fan_out.rate_limiter, fan_out.paced_mailer,
+                        checkout.checkout]
 #: (topic, service, handler) wired by `up` unless --no-subscribe.
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("social-media-posts", "UserFeed", "ProcessPost"),

@@ -13,10 +13,14 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from .lab.admin import AdminClient, sql_string
 from .lab.processes import wait_until
+
+if TYPE_CHECKING:
+    from .lab.traces import Span as TraceSpan
+    from .lab.traces import TraceCollector
 
 
 class Table:
@@ -698,3 +702,120 @@ def parse_time(value: Any) -> Any:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def trace(traces: TraceCollector, invocation_id: str, width: int = WATERFALL_WIDTH,
+          timeout: float = 30.0) -> Table:
+    """The trace of ``invocation_id``, as the lab's trace collector received it: a row per
+    span, under its parent, its bar on the trace's time axis — ✗ where it failed — and under
+    each attempt the steps it journaled (``│``: when). Waits until restate-server has sent the
+    invocation's end."""
+    from . import tracing
+
+    def ended(spans: list[TraceSpan]) -> bool:
+        return any(s.name.startswith("invocation-end")
+                   and s.attributes.get("restate.invocation.id") == invocation_id for s in spans)
+
+    spans = traces.wait_for(ended, timeout, f"the trace of {invocation_id}")
+    tracing.flush()  # the service host's last spans
+    trace_id = next(s.trace_id for s in spans if ended([s]))
+    spans = traces.spans(trace_id)
+    ids = {s.span_id for s in spans}
+    children: dict[str, list[TraceSpan]] = {}
+    for span in spans:  # in order of start: a parent's children too
+        children.setdefault(span.parent_id if span.parent_id in ids else "", []).append(span)
+    start, end = min(s.start for s in spans), max(s.end for s in spans)
+    scale = width / max(end - start, 1)
+    rows: list[dict[str, Any]] = []
+
+    def add(parent: str, depth: int) -> None:
+        for span in children.get(parent, []):
+            offset = min(width - 1, int((span.start - start) * scale))
+            bar = " " * offset + "█" * max(1, round((span.end - span.start) * scale))
+            rows.append({"span": "  " * depth + span.name, "name": span.name,
+                         "from": "Restate" if span.service == "Restate" else "service host",
+                         "at (ms)": round((span.start - start) / 1e6),
+                         "took (ms)": round((span.end - span.start) / 1e6, 1),
+                         "error": span.error, "timeline": bar + (" ✗" if span.error else ""),
+                         "attributes": span.attributes})
+            for _, at, attributes in span.events:  # the steps (ctx.run) it journaled
+                if step := attributes.get("restate.journal.command.name"):
+                    rows.append({"span": "  " * (depth + 1) + f"· step {step!r}", "name": step,
+                                 "from": "Restate", "at (ms)": round((at - start) / 1e6),
+                                 "error": False, "attributes": attributes, "timeline":
+                                 " " * min(width - 1, int((at - start) * scale)) + "│"})
+            add(span.span_id, depth + 1)
+
+    add("", 0)
+    return Table(f"Trace {trace_id} ({len(spans)} spans, {(end - start) / 1e6:.0f} ms)",
+                 ["span", "from", "at (ms)", "took (ms)", "timeline"], rows)
+
+
+# Labels every sample of a one-node lab carries: left out of the view.
+_LAB_LABELS = re.compile(r'(cluster_name|node_name|node_id)="[^"]*",?')
+
+
+def metrics_moved(before: dict[str, float], after: dict[str, float],
+                  contains: str = "") -> Table:
+    """The counters (``…_total``) whose name has ``contains`` that moved between two readings
+    of restate-server's metrics (``lab.server.metrics()``), most first."""
+    def number(value: float) -> float | int:
+        return int(value) if float(value).is_integer() else value
+
+    moved = [{"counter": _LAB_LABELS.sub("", name).replace("{}", ""),
+              "before": number(before.get(name, 0)), "after": number(value),
+              "moved by": number(value - before.get(name, 0))}
+             for name, value in after.items()
+             if name.split("{")[0].endswith("_total") and contains in name
+             and value != before.get(name, 0)]
+    moved.sort(key=lambda row: -row["moved by"])
+    return Table(f"Counters that moved ({len(moved)})", ["counter", "before", "after",
+                                                          "moved by"], moved)
+
+
+def retries(admin: AdminClient, invocation_id: str) -> Table:
+    """Why an invocation was retried: each failed attempt's error, as Restate recorded it in
+    ``sys_journal_events`` (the step it failed in, its message), and its ``sys_invocation``
+    row's ``retry_count`` and ``last_failure`` in the title."""
+    me = sql_string(invocation_id)
+    rows = []
+    for row in admin.sql("SELECT appended_at, event_type, after_journal_entry_index, event_json"
+                         f" FROM sys_journal_events WHERE id = {me} ORDER BY appended_at"):
+        event = json.loads(row["event_json"])
+        rows.append({"at": _time(row["appended_at"]), "event": row["event_type"],
+                     "after entry": row["after_journal_entry_index"],
+                     "step": event.get("related_command_name") or "",
+                     "error": f"{event.get('error_code', '')} {event.get('error_message', '')}"})
+    [invocation] = admin.sql("SELECT status, retry_count, last_failure FROM sys_invocation"
+                             f" WHERE id = {me}") or [{}]
+    now = ", ".join(f"{name} {str(invocation[name]).splitlines()[0]}"
+                    for name in ("status", "retry_count", "last_failure")
+                    if invocation.get(name) is not None)
+    return Table(f"Retries of {invocation_id} ({now})",
+                 ["at", "event", "after entry", "step", "error"], rows,
+                 link=ui_link(admin, invocation_id))
+
+
+#: The operator's question "which invocations are stuck, and why?" as one query: paused (their
+#: retry policy gave up for now) or retried three times and more — each with the errors Restate
+#: kept in sys_journal_events (those survive a restart; retry_count and last_failure are the
+#: invoker's memory, and a paused invocation shows no last_failure).
+STUCK_QUERY = """SELECT i.id, i.target, i.status, i.retry_count, e.appended_at AS failed_at,
+       e.event_json
+FROM sys_invocation i
+     LEFT JOIN sys_journal_events e ON e.id = i.id AND e.event_type = 'TransientError'
+WHERE i.status = 'paused' OR (i.status = 'backing-off' AND i.retry_count >= 3)
+ORDER BY i.id, e.appended_at"""
+
+
+def stuck(admin: AdminClient, query: str = STUCK_QUERY) -> Table:
+    """The invocations ``query`` (default: STUCK_QUERY) finds, with their errors, readable."""
+    rows = []
+    for row in admin.sql(query):
+        event = json.loads(row.pop("event_json", None) or "{}")
+        step = event.get("related_command_name")
+        rows.append({**row, "failed_at": _time(row.get("failed_at")),
+                     "why": (f"in step {step!r}: " if step else "")
+                     + str(event.get("error_message", ""))})
+    return Table("Stuck invocations", ["id", "target", "status", "retry_count", "failed_at",
+                                       "why"], rows)

@@ -84,10 +84,12 @@ class IngressClient:
         return self._request("GET", self.path(service, handler, key), None, None, None)
 
     def send(self, service: str, handler: str, body: Any = None, *, key: str | None = None,
-             idempotency_key: str | None = None) -> str:
-        """Enqueue an invocation without waiting; returns its invocation id."""
+             idempotency_key: str | None = None, delay: str | None = None) -> str:
+        """Enqueue an invocation without waiting (to start after ``delay``, e.g. "10m", if
+        given); returns its invocation id."""
         __tracebackhide__ = True
-        answer = self._request("POST", self.path(service, handler, key) + "/send", body, None,
+        send = "/send" + (f"?delay={quote(delay)}" if delay else "")
+        answer = self._request("POST", self.path(service, handler, key) + send, body, None,
                                idempotency_key)
         return str(answer["invocationId"])
 

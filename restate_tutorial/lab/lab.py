@@ -28,6 +28,7 @@ from .processes import LOOPBACK
 from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
 from .stalls import StallWatch, StuckRecord
+from .traces import TraceCollector
 
 # The SDK logs every failed attempt with a long traceback; the logbook turns each into one line
 # (and keeps it for logbook.show()), for every lab, whatever the notebook imported.
@@ -109,8 +110,18 @@ class Lab:
 
     def __init__(self, services: Sequence[Any], *, nodes: int = 1, ports: LabPorts | None = None,
                  data_dir: Path | None = None, topics: Sequence[str] = (),
-                 server_settings: dict[str, str] | None = None) -> None:
+                 server_settings: dict[str, str] | None = None, traces: bool = False) -> None:
         self.services = list(services)
+        #: Where restate-server and the service host send traces (OTLP/HTTP): this lab's own
+        #: collector (``traces=True``), else OTEL_EXPORTER_OTLP_ENDPOINT, else nowhere.
+        self.traces = TraceCollector() if traces else None
+        self.otlp_endpoint = (self.traces.endpoint if self.traces
+                              else os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None)
+        if self.otlp_endpoint:
+            try:
+                traces_url = tracing().otlp_traces_url(self.otlp_endpoint)
+            except ValueError as wrong:
+                raise LabError(str(wrong)) from None
         self.ports = ports or LabPorts.free(nodes)
         external = ExternalRestate.from_env()  # before making a data dir: it may refuse
         self._owns_data_dir = data_dir is None
@@ -149,6 +160,10 @@ class Lab:
         for node in every:  # RESTATE_… settings for each restate-server the lab starts
             if isinstance(node, RestateServer):
                 node.cluster_env.update(server_settings or {})
+                if self.otlp_endpoint:
+                    node.cluster_env["RESTATE_TRACING_ENDPOINT"] = "otlp+" + traces_url
+                    if self.traces is not None:  # spans in the notebook a moment after, not 5 s
+                        node.cluster_env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
         self.admin = AdminClient([n.admin_url for n in every])
         self.stalls = StallWatch(lambda: [n.log_file for n in every
                                           if isinstance(n, RestateServer)],
@@ -177,7 +192,8 @@ class Lab:
         names = sorted(_name(s) for s in services)
         for lab in _started:
             if (sorted(_name(s) for s in lab.services) == names
-                    and len(lab.ports.restate) == nodes and lab.running):
+                    and len(lab.ports.restate) == nodes and lab.running
+                    and (lab.traces is not None) == bool(options.get("traces"))):
                 return lab
         return cls(services, nodes=nodes, **options).start()
 
@@ -188,6 +204,10 @@ class Lab:
     def start(self) -> Lab:
         """Start (or finish starting) every part; stops what it started if a part fails."""
         try:
+            if self.traces is not None:
+                self.traces.start()
+            if self.otlp_endpoint:
+                tracing().export_to(self.otlp_endpoint)
             self.broker.start()
             self.server.start()
             self._start_postgres_for(self.services)
@@ -249,8 +269,9 @@ class Lab:
 
     def _app(self, services: Sequence[Any], journal_value_codec: Any = None) -> Any:
         """The ASGI app serving ``services``: it runs only requests signed by this lab's Restate."""
-        return restate.app(services=list(services), identity_keys=self.identity_keys or None,
-                           journal_value_codec=journal_value_codec)
+        app = restate.app(services=list(services), identity_keys=self.identity_keys or None,
+                          journal_value_codec=journal_value_codec)
+        return tracing().traced(app) if self.otlp_endpoint else app
 
     def replace_code(self, deployment_id: str, *services: Any) -> None:
         """Serve ``services`` instead of the code of deployment ``deployment_id`` (one of
@@ -281,6 +302,10 @@ class Lab:
         self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        if self.otlp_endpoint:
+            tracing().stop_exporting_to(self.otlp_endpoint)
+        if self.traces is not None:
+            self.traces.stop()
         if self in _started:
             _started.remove(self)
         if self._owns_data_dir:
@@ -347,7 +372,8 @@ class Lab:
         return (f"Restate lab ready: ingress {self.server.ingress_url} · admin "
                 f"{self.server.admin_url}{external} · services {self.host.url} · Kafka "
                 f"{self.broker.bootstrap_servers} · UI {self.server.admin_url}/ui/"
-                + (f" · PostgreSQL {self.postgres.url}" if self.postgres else ""))
+                + (f" · PostgreSQL {self.postgres.url}" if self.postgres else "")
+                + (f" · traces to {self.otlp_endpoint}" if self.otlp_endpoint else ""))
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -358,6 +384,17 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"Lab({self.server!r}, {self.broker!r}, {self.host!r})"
+
+
+def tracing() -> Any:
+    """restate_tutorial.tracing, imported only by a lab that exports traces (it needs the
+    OpenTelemetry SDK: `pip install 'restate-tutorial[tracing]'`)."""
+    try:
+        from .. import tracing
+    except ImportError as missing:
+        raise LabError(f"Exporting traces needs the OpenTelemetry SDK ({missing.name} is not "
+                       "installed): pip install 'restate-tutorial[tracing]'.") from None
+    return tracing
 
 
 class Mounts:

@@ -62,6 +62,11 @@ class RestateServer:
     def admin_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.admin}"
 
+    def metrics(self) -> dict[str, float]:
+        """The server's Prometheus metrics now (``<node url>/metrics``): each sample by its
+        name and labels, e.g. ``restate_ingress_requests_total{status="success"}``."""
+        return read_metrics(f"{self.node_url.rstrip('/')}/metrics")
+
     @property
     def node_url(self) -> str:
         """The node-to-node (fabric) address, what ``restatectl --address`` wants."""
@@ -214,3 +219,15 @@ class ExternalRestate:
 
     def __repr__(self) -> str:
         return f"ExternalRestate(ingress={self.ingress_url}, admin={self.admin_url})"
+
+
+def read_metrics(url: str) -> dict[str, float]:
+    """Prometheus text exposition at ``url``, as ``{'name{label="value",…}': value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples

@@ -104,8 +104,10 @@ class PaymentAPI:
         self._lock = threading.Lock()
 
     def charge(self, idempotency_key: str, card_number: str, amount: float) -> str:
-        """Charge once per key (a repeated key returns the same payment, no second charge)."""
+        """Charge once per key (a repeated key returns the same payment, no second charge).
+        Scripted failures: of any charge ("charge"), or of this key's ("charge <key>")."""
         self.failures.check("charge")
+        self.failures.check(f"charge {idempotency_key}")
         card = mask_card(card_number)
         with self._lock:  # check and record at once: two overlapping repeats charge once
             if card_number == DECLINED_TEST_CARD:  # a repeated key gets the same decline

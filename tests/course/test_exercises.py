@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,12 +35,14 @@ from restate_tutorial.course.solutions import (
     refund_once,
     rotating_codec,
     snooze,
+    span_once,
     spend_cap,
     strict_feed,
+    stuck_payments,
     withdraw_request,
 )
 from restate_tutorial.lab import Lab, wait_until
-from restate_tutorial.patterns import event_transactions
+from restate_tutorial.patterns import checkout, event_transactions
 from restate_tutorial.simulated import travel
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -62,14 +64,18 @@ EXERCISES: dict[str, tuple[Callable[[Lab], CheckResult], ModuleType, str]] = {
     "10.2": (exercises.check_spend_cap, spend_cap, "frugal_agent"),
     "11.1": (exercises.check_refund, refund_once, "refunds"),
     "11.2": (exercises.check_daily_limit, daily_limit, "limited_accounts"),
+    "12.1": (exercises.check_span_once, span_once, "shipping"),
+    "12.2": (exercises.check_stuck_query, stuck_payments, "STUCK_PAYMENTS"),  # a query
     "13.1": (exercises.check_decision_token, expense_token, "expense_claim"),
     "13.2": (exercises.check_key_rotation, rotating_codec, "receipt_vault"),
 }
 
 
 def _serve(lab: Lab, number: str, namespace: dict[str, Any]) -> None:
-    """Serve the exercise's service of ``namespace`` (13.2: with its codec)."""
+    """Serve the exercise's service of ``namespace`` (13.2: with its codec; 12.2 is a query)."""
     service = namespace[EXERCISES[number][2]]
+    if isinstance(service, str):
+        return
     if "ClaimCodec" in namespace:
         lab.serve(service, journal_value_codec=namespace["ClaimCodec"]())
     else:
@@ -80,7 +86,20 @@ def _check(lab: Lab, number: str, namespace: dict[str, Any]) -> CheckResult:
     """Run the exercise's check as its notebook cell does (13.2: with the codec and its ring)."""
     if "ClaimCodec" in namespace:
         return exercises.check_key_rotation(lab, namespace["ClaimCodec"](), namespace["ring"])
+    if number == "12.2":
+        return exercises.check_stuck_query(lab, namespace["STUCK_PAYMENTS"])
     return EXERCISES[number][0](lab)
+
+
+@pytest.fixture(scope="module")
+def traced_lab() -> Iterator[Lab]:
+    """A lab that collects traces (notebook 12's): 12.1's check reads its spans."""
+    with Lab([checkout.checkout], traces=True) as lab:
+        yield lab
+
+
+def _lab_for(number: str, lab: Lab, request: pytest.FixtureRequest) -> Lab:
+    return request.getfixturevalue("traced_lab") if number == "12.1" else lab
 
 pytestmark = pytest.mark.usefixtures("fresh_ledgers")
 
@@ -98,7 +117,7 @@ def starters() -> dict[str, str]:
 def test_every_exercise_has_a_starter_cell_and_a_check() -> None:
     assert sorted(starters()) == sorted(EXERCISES)
     for number, source in starters().items():
-        assert "# TODO" in source and "lab.serve(" in source, number
+        assert "# TODO" in source and ("lab.serve(" in source or number == "12.2"), number
 
 
 def test_the_set_up_cell_imports_what_checks_solutions_and_hints_use() -> None:
@@ -118,8 +137,9 @@ def test_the_set_up_cell_imports_what_checks_solutions_and_hints_use() -> None:
 
 
 @pytest.mark.parametrize("number", list(EXERCISES))
-def test_the_starter_runs_and_its_check_says_not_yet_with_a_hint(lab: Lab, number: str) -> None:
-    check, _, _ = EXERCISES[number]
+def test_the_starter_runs_and_its_check_says_not_yet_with_a_hint(
+        lab: Lab, number: str, request: pytest.FixtureRequest) -> None:
+    lab = _lab_for(number, lab, request)
     namespace: dict[str, Any] = {"lab": lab, "travel": travel,
                                  "event_transactions": event_transactions}
     exec(compile(starters()[number], f"starter {number}", "exec"), namespace)  # noqa: S102
@@ -132,7 +152,9 @@ def test_the_starter_runs_and_its_check_says_not_yet_with_a_hint(lab: Lab, numbe
 
 
 @pytest.mark.parametrize("number", list(EXERCISES))
-def test_the_solution_passes_its_check(lab: Lab, number: str) -> None:
+def test_the_solution_passes_its_check(lab: Lab, number: str,
+                                       request: pytest.FixtureRequest) -> None:
+    lab = _lab_for(number, lab, request)
     _serve(lab, number, vars(EXERCISES[number][1]))
     result = _check(lab, number, vars(EXERCISES[number][1]))
     assert result.passed, str(result)
@@ -539,6 +561,33 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str | tuple[str, ...]]
         "            raise TerminalError(\"over the daily limit: nothing was moved\", 409)\n"
         "        if conn.execute(\"INSERT INTO transfers"),
         "answer as it did before the crash"),
+    "12.1 a plain OpenTelemetry tracer": ("12.1", _replace(
+        "from restate_tutorial.tracing import tracer",
+        "from opentelemetry import trace\n\ntracer = trace.get_tracer('shop')"),
+        "made the span again"),
+    "12.1 the span made inside the step's function": ("12.1", _replace(
+        '    mailer.notify("warehouse@example.com"',
+        '    with tracer.start_as_current_span("notify warehouse",\n'
+        '                                      attributes={"order.id": order_id}):\n'
+        '        mailer.notify("warehouse@example.com"',
+        '    with tracer.start_as_current_span("notify warehouse",\n'
+        '                                      attributes={"order.id": request["order_id"]}):\n'
+        '        await ctx.run_typed(',
+        '    if True:\n'
+        '        await ctx.run_typed('),
+        ("made the span again", "Restate retried it", "a span named")),
+    "12.1 the attribute named order_id": ("12.1", _replace(
+        'attributes={"order.id": request["order_id"]}',
+        'attributes={"order_id": request["order_id"]}'),
+        "its attributes are"),
+    "12.2 three retries or more": ("12.2", _replace(
+        "status = 'paused'", "retry_count >= 3"), "found none of them"),
+    "12.2 paused, of any service": ("12.2", _replace(
+        "target = 'Checkout/Pay' AND status = 'paused'", "status = 'paused'"), "inventory"),
+    "12.2 not completed": ("12.2", _replace(
+        "status = 'paused'", "status <> 'completed'"), "later"),
+    "12.2 a last failure": ("12.2", _replace(
+        "status = 'paused'", "last_failure IS NOT NULL"), "found none of them"),
     "13.1 the token kept in the process": ("13.1", _replace(
         'ctx.set("token", token)', "TOKENS[ctx.key()] = token",
         'await ctx.get("token", type_hint=str)', "TOKENS.get(ctx.key())",
@@ -648,6 +697,20 @@ WRONG_ANSWERS: dict[str, tuple[str, Callable[[str], str], str | tuple[str, ...]]
 
 # Correct answers that differ from the solution in what the exercise leaves open: each passes.
 RIGHT_ANSWERS: dict[str, tuple[str, Callable[[str], str]]] = {
+    "12.1 a span started and ended by hand": ("12.1", _replace(
+        '    with tracer.start_as_current_span("notify warehouse",\n'
+        '                                      attributes={"order.id": request["order_id"]}):\n'
+        '        await ctx.run_typed("notify warehouse", notify_warehouse, RunOptions(),\n'
+        '                            request["order_id"])\n',
+        '    span = tracer.start_span("notify warehouse")\n'
+        '    span.set_attribute("order.id", request["order_id"])\n'
+        '    try:\n'
+        '        await ctx.run_typed("notify warehouse", notify_warehouse, RunOptions(),\n'
+        '                            request["order_id"])\n'
+        '    finally:\n'
+        '        span.end()\n')),
+    "12.2 by service name": ("12.2", _replace(
+        "target = 'Checkout/Pay'", "target_service_name = 'Checkout'")),
     "1.1 another name for the request id's step": ("1.1", _replace(
         'unique_key(ctx, "request id")', 'unique_key(ctx, "loyalty award id")')),
     "1.2 the confirmations awaited one by one": ("1.2", _replace(
@@ -760,18 +823,22 @@ def _still_running(lab: Lab, service: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("right", list(RIGHT_ANSWERS))
-def test_a_correct_answer_unlike_the_solution_passes(lab: Lab, right: str) -> None:
+def test_a_correct_answer_unlike_the_solution_passes(lab: Lab, right: str,
+                                                     request: pytest.FixtureRequest) -> None:
     number, edit = RIGHT_ANSWERS[right]
+    lab = _lab_for(number, lab, request)
     namespace = _serve_edited(lab, number, edit, right)
     result = _check(lab, number, namespace)
     assert result.passed, result
 
 
 @pytest.mark.parametrize("wrong", list(WRONG_ANSWERS))
-def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str) -> None:
+def test_a_plausible_wrong_answer_is_not_yet(lab: Lab, wrong: str,
+                                             request: pytest.FixtureRequest) -> None:
     number, edit, says = WRONG_ANSWERS[wrong]
+    lab = _lab_for(number, lab, request)
     namespace = _serve_edited(lab, number, edit, f"wrong answer {wrong}")
-    service = str(namespace[EXERCISES[number][2]].name)
+    service = getattr(namespace[EXERCISES[number][2]], "name", "Checkout")  # 12.2: a query
     result = _check(lab, number, namespace)
     assert not result.passed, wrong
     assert result.expected and result.happened and result.hint, result

@@ -30,6 +30,7 @@ from restate_tutorial.lab import (
 )
 from restate_tutorial.lab.admin import AdminClient
 from restate_tutorial.lab.binaries import PROJECT_DIR
+from restate_tutorial.lab.traces import TraceCollector
 from restate_tutorial.patterns.basics import greeter
 from restate_tutorial.scenarios import SEED_BOOKING
 
@@ -175,8 +176,13 @@ def _as_curl_sends_it(command: str) -> httpx.Response:
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
+    """`up` serves every service (the README's curls answer), sends its traces where
+    OTEL_EXPORTER_OTLP_ENDPOINT says, and stops cleanly on SIGTERM or Ctrl-C."""
+    collector = TraceCollector().start()
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+           "OTEL_BSP_SCHEDULE_DELAY": "200"}  # restate-server's batches: 5 s by default
     up = subprocess.Popen([sys.executable, "-m", "restate_tutorial", "up", "--free-ports"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         ready = up.stdout.readline()  # type: ignore[union-attr]
         assert ready.startswith("Restate lab ready: ingress http://127.0.0.1:"), ready
@@ -212,6 +218,13 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
             "account": "grace", "month": "2026-11", "rate_bp": 100})
         assert interest.json() == {"account": "grace", "month": "2026-11",
                                    "interest_cents": 12}, interest.text
+        # The README's Checkout curl; its trace, both halves, at the collector.
+        paid = httpx.post(f"{ingress}/Checkout/Pay", timeout=30, json={
+            "order_id": "order-1", "card_number": "4242424242424242", "amount": 100})
+        assert paid.json() == {"order_id": "order-1", "payment": "order-order-1",
+                               "total": 121.0}, paid.text
+        collector.wait_for(lambda spans: {"price order", "invocation-attempt Checkout/Pay"}
+                           <= {s.name for s in spans}, 30, "the checkout's trace")
         # `up` subscribed the seed's topics: a record on social-media-posts gets processed.
         admin = ready.split("admin ")[1].split()[0]
         kafka = KafkaBroker(bootstrap_servers=ready.split("Kafka ")[1].split()[0])
@@ -239,6 +252,7 @@ def test_cli_up_serves_and_stops_cleanly(stop: signal.Signals) -> None:
     finally:
         up.send_signal(stop)
         code = up.wait(30)
+        collector.stop()
     assert code == 0
     assert "Stopping the lab" in up.stdout.read()  # type: ignore[union-attr]
     logs = up.stderr.read()  # type: ignore[union-attr]

@@ -427,3 +427,42 @@ def test_install_restate_asks_npm_for_the_pinned_packages(
     assert [a.removeprefix("@restatedev/").split("@")[0] for a in asked if "@restatedev" in a] \
         == packages
     assert all(a.endswith(f"@{RESTATE_VERSION}") for a in asked if "@restatedev" in a)
+
+
+TRACED = '''
+import restate
+from restate import Context
+
+service = restate.Service("Traced")
+
+
+@service.handler()
+async def work(ctx: Context, request: dict) -> str:
+    return "done"
+
+
+def test_works(restate_lab):
+    restate_lab.serve(service)
+    assert restate_lab.ingress.call("Traced", "work", {}) == "done"
+'''
+
+
+def test_otel_exporter_otlp_endpoint_traces_a_users_tests(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, the plugin's lab sends restate-server's spans and
+    the service host's to it."""
+    from restate_tutorial.lab.traces import TraceCollector
+    from restate_tutorial.tracing import SERVICE_NAME
+
+    collector = TraceCollector().start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")  # restate-server's batches: 5 s
+    try:
+        pytester.makepyfile(test_traced=TRACED)
+        run = pytester.runpytest_subprocess("-q")
+        run.assert_outcomes(passed=1)
+        collector.wait_for(lambda spans: {("Restate", "invocation-attempt Traced/work"),
+                                          (SERVICE_NAME, "service host Traced/work")}
+                           <= {(s.service, s.name) for s in spans}, 30, "the test's trace")
+    finally:
+        collector.stop()

@@ -1,4 +1,4 @@
-"""The "Your turn" exercises of notebooks 01–03, 07–11 and 13: each check drives a scenario
+"""The "Your turn" exercises of notebooks 01–03 and 07–13: each check drives a scenario
 against the lab and reads the simulated systems' ledgers and Restate's records. It never
 raises: it returns a :class:`CheckResult` — passed, or what was expected, what happened and a
 hint.
@@ -42,6 +42,7 @@ from .many import check_first_three, check_paced_search
 from .own_database import check_daily_limit, check_refund
 from .sagas import check_hotel_saga, check_loyalty_points
 from .security import check_decision_token, check_key_rotation
+from .seeing import check_span_once, check_stuck_query
 from .timing import check_give_up_watch, check_snooze
 from .waiting import check_escalation, check_withdraw
 
@@ -50,5 +51,5 @@ __all__ = ["CheckResult", "check_backoff", "check_daily_limit", "check_decision_
            "check_email_tool", "check_escalation", "check_first_three", "check_give_up",
            "check_give_up_watch",
            "check_hotel_saga", "check_loyalty_points", "check_paced_search", "check_refund",
-           "check_snooze",
-           "check_spend_cap", "check_withdraw", "show"]
+           "check_snooze", "check_span_once",
+           "check_spend_cap", "check_stuck_query", "check_withdraw", "show"]
