@@ -24,6 +24,7 @@ from .patterns import approvals
 from .patterns.payloads import clip
 from .scenarios import (
     GOOD_BOOKING,
+    GOOD_CARD,
     SEED_BOOKING,
     SEED_POSTS,
     SERVICES,
@@ -32,7 +33,7 @@ from .scenarios import (
     serve_scripted_model,
     transfers_through_crashes,
 )
-from .simulated import bank, fares, mailer, quotes, social
+from .simulated import bank, fares, mailer, quotes, social, travel
 
 
 def _log_to_terminal() -> None:
@@ -253,15 +254,28 @@ def demo_accounts(lab: Lab) -> None:
     print(transfers_through_crashes(lab))
 
 
+def demo_traces(lab: Lab) -> None:
+    """Seeing inside: a checkout whose charge fails twice, as one trace (three attempts, two
+    failed; the service's spans once each) and as Restate's record of why it was retried."""
+    travel.payments.failures.fail_next("charge", 2)
+    invocation = lab.ingress.send("Checkout", "Pay", {"order_id": f"o-{uuid.uuid4().hex[:4]}",
+                                                      "card_number": GOOD_CARD, "amount": 100})
+    print(lab.ingress.attach(invocation))
+    if lab.traces is not None:
+        print(views.trace(lab.traces, invocation))
+    print(views.retries(lab.admin, invocation))
+
+
 DEMOS: dict[str, Callable[[Lab], None]] = {
     "basics": demo_basics, "sagas": demo_sagas, "events": demo_events,
     "enrichment": demo_enrichment, "approvals": demo_approvals, "time": demo_time,
-    "fanout": demo_fanout, "agent": demo_agent, "accounts": demo_accounts}
+    "fanout": demo_fanout, "agent": demo_agent, "accounts": demo_accounts,
+    "traces": demo_traces}
 
 
 def demo(names: list[str]) -> None:
     serve_scripted_model()
-    with Lab(_every_service()) as lab:
+    with Lab(_every_service(), traces="traces" in (names or DEMOS)) as lab:
         for name in names or list(DEMOS):
             print(f"== demo {name}")
             DEMOS[name](lab)

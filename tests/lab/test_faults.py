@@ -318,6 +318,7 @@ def test_make_demo_prints_the_seed_style_logs() -> None:
                  "'most at once (an airline)': 2, 'refused (429)': 0",
                  "== demo agent", "agent: Booked KL AMS-LIS for Ada Lovelace: €240",
                  "asks for book_flight", "== demo accounts", "· sent again: {'transfer_id'",
+                 "== demo traces", "invocation-attempt Checkout/Pay", "TransientError  3",
                  "'total after': 80000", "'exact': True"):
         assert line in out, line
     assert "Traceback" not in out
