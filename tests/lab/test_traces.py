@@ -200,3 +200,16 @@ def test_an_endpoint_that_is_not_a_url_is_one_sentence(monkeypatch: pytest.Monke
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")
     with pytest.raises(LabError, match=r"not an http\(s\) URL.*http://127\.0\.0\.1:4318"):
         Lab([checkout.checkout])
+
+
+def test_the_same_order_paid_twice_or_at_once_is_charged_once(traced: Lab) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = order()
+    first = traced.ingress.call("Checkout", "Pay", body)
+    with ThreadPoolExecutor(3) as racing:
+        again = list(racing.map(lambda _: traced.ingress.call("Checkout", "Pay", body), range(3)))
+    assert again == [first] * 3
+    key = f"order-{body['order_id']}"
+    assert travel.payments.ledger.count("charge", payment_id=key) == 1
+    assert travel.payments.ledger.count("charge (repeated)", payment_id=key) == 3
