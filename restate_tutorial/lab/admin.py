@@ -80,6 +80,10 @@ class AdminClient:
         """Every registered deployment, with the services (and revisions) it serves."""
         return self._request("GET", "/deployments", "list deployments").json()["deployments"]
 
+    def version(self) -> str:
+        """The version of the restate-server that answers, e.g. "1.7.12"."""
+        return str(self._request("GET", "/version", "tell its version").json()["version"])
+
     def services(self) -> list[str]:
         body = self._request("GET", "/services", "list services").json()
         return sorted(s["name"] for s in body["services"])

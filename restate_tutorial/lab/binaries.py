@@ -70,9 +70,32 @@ def _find(name: str, env_var: str, package: str) -> Path:
     )
 
 
-def restate_server_binary() -> Path:
-    """RESTATE_SERVER_BIN, else the copy `make setup` or INSTALL_COMMAND installed, else PATH."""
-    return _find("restate-server", "RESTATE_SERVER_BIN", "restate-server")
+def restate_server_binary(version: str = RESTATE_VERSION) -> Path:
+    """The pinned version: RESTATE_SERVER_BIN, else the copy `make setup` or INSTALL_COMMAND
+    installed, else PATH. Another version: installed from npm on first use, beside the pinned
+    one (under ``.tools/versions/<version>``, or the user's tools dir), and kept."""
+    if version == RESTATE_VERSION:
+        return _find("restate-server", "RESTATE_SERVER_BIN", "restate-server")
+    tools = (TOOLS_DIR if TOOLS_DIR.is_dir() else user_tools_dir()) / "versions" / version
+    tools.mkdir(parents=True, exist_ok=True)
+    with (tools / "install.lock").open("a") as held:  # one install at a time (test workers)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if found := _npm_binary(tools, "restate-server", "restate-server"):
+            return found
+        if not shutil.which("npm"):
+            raise LabError(f"restate-server {version} comes from npm, which is missing: install "
+                           "Node.js 20+ (it brings npm).")
+        installed = subprocess.run(
+            ["npm", "install", "--prefix", str(tools), "--no-audit", "--no-fund",
+             "--loglevel=error", f"@restatedev/restate-server@{version}"],
+            capture_output=True, text=True, timeout=600)
+        if installed.returncode != 0 or not (found := _npm_binary(
+                tools, "restate-server", "restate-server")):
+            last = (installed.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LabError(f"restate-server {version} could not be installed from npm ({last}):"
+                           " check the version (`npm view @restatedev/restate-server versions`)"
+                           " and that the npm registry is reachable.")
+        return found
 
 
 def restate_cli_binary() -> Path:

@@ -20,10 +20,8 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .server import RestateServer
+from .server import PRIVATE_KEY_SETTING, RestateServer
 
-#: restate-server's setting for the private key, as an environment variable.
-PRIVATE_KEY_SETTING = "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"
 #: External mode: the public key of your own Restate.
 PUBLIC_KEY_VARIABLE = "RESTATE_TUTORIAL_IDENTITY_KEY"
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

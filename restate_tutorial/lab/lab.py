@@ -172,6 +172,12 @@ class Lab:
                                      describe=self.admin.describe_unfinished)
 
     @property
+    def nodes(self) -> list[RestateServer]:
+        """The restate-server nodes this lab runs (none for an external Restate)."""
+        every = self.server.nodes if isinstance(self.server, RestateCluster) else [self.server]
+        return [node for node in every if isinstance(node, RestateServer)]
+
+    @property
     def cluster(self) -> RestateCluster:
         """The cluster, for a lab started with ``nodes`` > 1."""
         if not isinstance(self.server, RestateCluster):
@@ -209,11 +215,14 @@ class Lab:
             if self.otlp_endpoint:
                 tracing().export_to(self.otlp_endpoint)
             self.broker.start()
+            for node in self.nodes:  # a version before 1.7 is told the broker at start-up
+                node.kafka_brokers = self.broker.bootstrap_servers
             self.server.start()
             self._start_postgres_for(self.services)
             self.host.start()
             self.admin.register_deployment(self.service_url)
-            self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
+            if all(node.kafka_clusters_by_api for node in self.nodes):
+                self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
             if self.topics:
                 self.broker.create_topics(*self.topics)
             self.stalls.start()  # a Kafka record Restate cannot consume: one WARNING line

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from . import processes
-from .binaries import restate_server_binary
+from .binaries import RESTATE_VERSION, restate_server_binary
 from .errors import LabError
 from .failover import tls
 from .processes import LOOPBACK
@@ -38,6 +38,11 @@ class RestatePorts:
         return cls(processes.free_port(), processes.free_port(), processes.free_port())
 
 
+#: Where restate-server 1.7 takes the key it signs its requests to services with (1.6: the
+#: root-level setting, RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE).
+PRIVATE_KEY_SETTING = "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"
+
+
 class RestateServer:
     """One restate-server node.
 
@@ -46,8 +51,15 @@ class RestateServer:
     """
 
     def __init__(self, ports: RestatePorts | None = None, data_dir: Path | None = None,
-                 node_name: str = "lab", cluster_env: dict[str, str] | None = None) -> None:
+                 node_name: str = "lab", cluster_env: dict[str, str] | None = None,
+                 version: str = RESTATE_VERSION) -> None:
         self.ports = ports or RestatePorts.free()
+        #: The restate-server version this node runs (from its next start): the pinned one,
+        #: or another from npm (installed on first use) — an upgrade, or a rollback.
+        self.version = version
+        #: The Kafka brokers a version before 1.7 is given at start-up (1.7 takes them through
+        #: the admin API).
+        self.kafka_brokers: str | None = None
         self.data_dir = data_dir or processes.temp_dir("restate-server-")
         self.node_name = node_name
         self.cluster_env = cluster_env or {}  # settings shared by the nodes of a cluster
@@ -90,7 +102,7 @@ class RestateServer:
         """Start the process without waiting (the nodes of a cluster start together)."""
         if self.running:
             return
-        binary = restate_server_binary()
+        binary = restate_server_binary(self.version)
         for port, what in ((self.ports.ingress, "Restate ingress"),
                            (self.ports.admin, "Restate admin"), (self.ports.node, "Restate node")):
             processes.ensure_port_free(port, what)
@@ -110,6 +122,12 @@ class RestateServer:
             "RESTATE_DEFAULT_NUM_PARTITIONS": "1",
             **self.cluster_env,
         }
+        if not self.kafka_clusters_by_api:  # 1.6: these settings have their older form
+            if key := env.pop(PRIVATE_KEY_SETTING, None):
+                env["RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = key
+            if self.kafka_brokers:
+                env["RESTATE_INGRESS__KAFKA_CLUSTERS"] = (
+                    f'[{{name="my-cluster",brokers=["{self.kafka_brokers}"]}}]')
         (self.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
         self._process = processes.spawn(
             [str(binary), "--config-file", str(CONFIG_FILE), "--no-logo"],
@@ -151,9 +169,19 @@ class RestateServer:
             processes.kill(self._process)
             self._process = None
 
-    def restart(self, timeout: float = 30.0) -> RestateServer:
-        """Crash-restart on the same data dir and ports."""
+    @property
+    def kafka_clusters_by_api(self) -> bool:
+        """Whether this version registers Kafka clusters through the admin API (1.7 on)."""
+        return version_tuple(self.version) >= (1, 7)
+
+    def restart(self, timeout: float = 30.0, version: str | None = None) -> RestateServer:
+        """Crash-restart on the same data dir and ports — on ``version``, if given (the data
+        a version wrote is read by the next minor version, and by the previous one as long as
+        no feature new in the later one was used)."""
         self.kill()
+        if version is not None:
+            restate_server_binary(version)  # installed before the node is down for long
+            self.version = version
         return self.start(timeout)
 
     def logs(self, tail: int | None = None) -> str:
@@ -231,3 +259,8 @@ def read_metrics(url: str) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"1.6.2" → (1, 6, 2)."""
+    return tuple(int(part) for part in version.split(".")[:3])
