@@ -299,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     soak_parser.add_argument("--nodes", type=int, default=1, choices=range(1, 10), metavar="N")
     soak_parser.add_argument("--transfers", action="store_true",
                              help="also move money between accounts in PostgreSQL")
+    soak_parser.add_argument("--upgrade", nargs=2, metavar=("FROM", "TO"),
+                             help="instead of random faults, upgrade every node from FROM to TO "
+                             "and roll back, one node at a time, again and again")
     skip_parser = commands.add_parser(
         "skip-record", help="move a Kafka subscription past one record restate-server cannot "
         "consume (the lab's WARNING 'Kafka record stuck' gives the exact command)")
@@ -323,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             up(args.no_subscribe, args.free_ports, args.nodes)
         elif args.command == "soak":
-            return 1 if soak.soak(args.seconds, args.seed, args.nodes,
-                                       args.transfers).violations else 0
+            return 1 if soak.soak(args.seconds, args.seed, args.nodes, args.transfers,
+                                  tuple(args.upgrade) if args.upgrade else None
+                                  ).violations else 0
         elif args.command == "skip-record":
             skip(args.subscription, args.partition, args.offset, args.admin_url, args.kafka)
         elif args.command == "install-restate":

@@ -15,10 +15,15 @@ other steps). The invariants:
 - with ``transfers`` (``--transfers``): money moved between accounts in PostgreSQL meanwhile,
   each transfer applied once or refused, every balance exact, the total kept;
 - no invocation left unfinished.
+
+``--upgrade 1.6.2 1.7.12`` replaces the random faults by rolling upgrades and rollbacks of
+every node (one at a time, each stopped and started on the other version), under the same
+workload and the same invariants.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -77,12 +82,16 @@ class Soak:
     """``with Soak(seed) as soak: soak.run(seconds); print(soak.check())``."""
 
     def __init__(self, seed: int, nodes: int = 1, users: int = 6,
-                 poll_interval: float = 0.2, transfers: bool = False) -> None:
+                 poll_interval: float = 0.2, transfers: bool = False,
+                 upgrade: tuple[str, str] | None = None) -> None:
         self.seed = seed
         self.users = [f"soak-user{i}-{seed}" for i in range(users)]
+        #: (from, to): instead of faults at random, the nodes are upgraded one at a time to
+        #: ``to`` and rolled back to ``from``, again and again, under the same workload.
+        self.upgrade = upgrade
         self.lab = Lab([sagas.flights, sagas.car_rentals, sagas.booking_workflow,
                         event_transactions.user_feed, *([accounts.accounts] if transfers else [])],
-                       nodes=nodes)
+                       nodes=nodes, **({"restate_version": upgrade[0]} if upgrade else {}))
         #: Accounts of 10,000 cents (with ``transfers``), and each transfer sent to them.
         self.accounts = [f"soak-{seed}-{uuid.uuid4().hex[:4]}-{i}" for i in range(6)
                          ] if transfers else []
@@ -122,7 +131,7 @@ class Soak:
         workers = [threading.Thread(target=work, args=(random.Random(f"{self.seed}:{name}"),),
                                     name=f"soak-{name}", daemon=True)
                    for name, work in (("sagas", self._book), ("posts", self._post),
-                                      ("faults", self._faults),
+                                      ("faults", self._roll if self.upgrade else self._faults),
                                       *([("transfers", self._transfer)] if self.accounts else []))]
         for worker in workers:
             worker.start()
@@ -187,6 +196,23 @@ class Soak:
                 self._fire(fault, rng)
             except LabError as error:  # reported, not fatal: the soak goes on
                 self.report.violations.append(f"fault {fault!r} could not be undone: {error}")
+
+    def _roll(self, rng: random.Random) -> None:
+        """Upgrade every node, one at a time (stopped, started on the new version, the cluster
+        ready again before the next), then roll them back the same way — until the end."""
+        assert self.upgrade is not None
+        server = self.lab.server
+        nodes = server.nodes if isinstance(server, RestateCluster) else [server]
+        for version in itertools.cycle(reversed(self.upgrade)):
+            for node in nodes:
+                if self._stop.wait(rng.uniform(0.5, 1.5)):
+                    return
+                self.report.faults[f"{node.node_name} → {version}"] += 1
+                try:
+                    node.restart(timeout=90, version=version, graceful=True)
+                except LabError as error:
+                    self.report.violations.append(f"fault: {node.node_name} on {version}: "
+                                                  f"{error}")
 
     def _fire(self, fault: str, rng: random.Random) -> None:
         server = self.lab.server
@@ -360,11 +386,11 @@ class Soak:
 
 
 def soak(seconds: float, seed: int | None = None, nodes: int = 1,
-         transfers: bool = False) -> SoakReport:
+         transfers: bool = False, upgrade: tuple[str, str] | None = None) -> SoakReport:
     """Run a soak and print its report (the seed first, to replay the plan)."""
     seed = seed if seed is not None else random.randrange(1_000_000)
     print(f"chaos soak: seed {seed} (replay with --seed {seed})", flush=True)
-    with Soak(seed, nodes=nodes, transfers=transfers) as running:
+    with Soak(seed, nodes=nodes, transfers=transfers, upgrade=upgrade) as running:
         running.run(seconds)
         report = running.check()
     print(report, flush=True)

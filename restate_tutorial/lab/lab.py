@@ -17,6 +17,7 @@ import restate
 
 from . import processes
 from .admin import AdminClient
+from .binaries import RESTATE_VERSION
 from .cli import restate_cli
 from .cluster import RestateCluster
 from .errors import LabError
@@ -25,7 +26,7 @@ from .ingress import IngressClient
 from .kafka import KafkaBroker
 from .postgres import PostgresServer
 from .processes import LOOPBACK
-from .server import ExternalRestate, RestatePorts, RestateServer
+from .server import ExternalRestate, RestatePorts, RestateServer, version_tuple
 from .service_host import ServiceHost
 from .stalls import StallWatch, StuckRecord
 from .traces import TraceCollector
@@ -110,7 +111,8 @@ class Lab:
 
     def __init__(self, services: Sequence[Any], *, nodes: int = 1, ports: LabPorts | None = None,
                  data_dir: Path | None = None, topics: Sequence[str] = (),
-                 server_settings: dict[str, str] | None = None, traces: bool = False) -> None:
+                 server_settings: dict[str, str] | None = None, traces: bool = False,
+                 restate_version: str = RESTATE_VERSION) -> None:
         self.services = list(services)
         #: Where restate-server and the service host send traces (OTLP/HTTP): this lab's own
         #: collector (``traces=True``), else OTEL_EXPORTER_OTLP_ENDPOINT, else nowhere.
@@ -159,6 +161,7 @@ class Lab:
         self.service_url = os.environ.get("RESTATE_TUTORIAL_SERVICE_URL") or self.host.url
         for node in every:  # RESTATE_… settings for each restate-server the lab starts
             if isinstance(node, RestateServer):
+                node.version = restate_version
                 node.cluster_env.update(server_settings or {})
                 if self.otlp_endpoint:
                     node.cluster_env["RESTATE_TRACING_ENDPOINT"] = "otlp+" + traces_url
@@ -215,13 +218,14 @@ class Lab:
             if self.otlp_endpoint:
                 tracing().export_to(self.otlp_endpoint)
             self.broker.start()
-            for node in self.nodes:  # a version before 1.7 is told the broker at start-up
-                node.kafka_brokers = self.broker.bootstrap_servers
+            if any(version_tuple(node.version) < (1, 7) for node in self.nodes):
+                for node in self.nodes:  # 1.6 is told the broker at start-up, not by the API
+                    node.kafka_brokers = self.broker.bootstrap_servers
             self.server.start()
             self._start_postgres_for(self.services)
             self.host.start()
             self.admin.register_deployment(self.service_url)
-            if all(node.kafka_clusters_by_api for node in self.nodes):
+            if not any(node.kafka_brokers for node in self.nodes):
                 self.admin.register_kafka_cluster(KAFKA_CLUSTER, self.broker.bootstrap_servers)
             if self.topics:
                 self.broker.create_topics(*self.topics)

@@ -57,8 +57,9 @@ class RestateServer:
         #: The restate-server version this node runs (from its next start): the pinned one,
         #: or another from npm (installed on first use) — an upgrade, or a rollback.
         self.version = version
-        #: The Kafka brokers a version before 1.7 is given at start-up (1.7 takes them through
-        #: the admin API).
+        #: The Kafka brokers, given at start-up as the cluster "my-cluster" — set by a lab that
+        #: began on a version before 1.7 (1.7 takes them through the admin API), for every
+        #: version its nodes then run.
         self.kafka_brokers: str | None = None
         self.data_dir = data_dir or processes.temp_dir("restate-server-")
         self.node_name = node_name
@@ -122,12 +123,11 @@ class RestateServer:
             "RESTATE_DEFAULT_NUM_PARTITIONS": "1",
             **self.cluster_env,
         }
-        if not self.kafka_clusters_by_api:  # 1.6: these settings have their older form
-            if key := env.pop(PRIVATE_KEY_SETTING, None):
-                env["RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = key
-            if self.kafka_brokers:
-                env["RESTATE_INGRESS__KAFKA_CLUSTERS"] = (
-                    f'[{{name="my-cluster",brokers=["{self.kafka_brokers}"]}}]')
+        if self.kafka_brokers:
+            env["RESTATE_INGRESS__KAFKA_CLUSTERS"] = (
+                f'[{{name="my-cluster",brokers=["{self.kafka_brokers}"]}}]')
+        if version_tuple(self.version) < (1, 7) and (key := env.pop(PRIVATE_KEY_SETTING, None)):
+            env["RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = key  # 1.6's older setting
         (self.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
         self._process = processes.spawn(
             [str(binary), "--config-file", str(CONFIG_FILE), "--no-logo"],
@@ -169,19 +169,16 @@ class RestateServer:
             processes.kill(self._process)
             self._process = None
 
-    @property
-    def kafka_clusters_by_api(self) -> bool:
-        """Whether this version registers Kafka clusters through the admin API (1.7 on)."""
-        return version_tuple(self.version) >= (1, 7)
-
-    def restart(self, timeout: float = 30.0, version: str | None = None) -> RestateServer:
-        """Crash-restart on the same data dir and ports — on ``version``, if given (the data
-        a version wrote is read by the next minor version, and by the previous one as long as
-        no feature new in the later one was used)."""
-        self.kill()
+    def restart(self, timeout: float = 30.0, version: str | None = None,
+                graceful: bool = False) -> RestateServer:
+        """Crash-restart (or, ``graceful``, stop and start) on the same data dir and ports — on
+        ``version``, if given: an upgrade or a rollback (the data a version wrote is read by the
+        next minor version, and by the previous one as long as no feature new in the later one
+        was used)."""
         if version is not None:
-            restate_server_binary(version)  # installed before the node is down for long
-            self.version = version
+            restate_server_binary(version)  # installed before the node goes down
+        self.stop() if graceful else self.kill()
+        self.version = version or self.version
         return self.start(timeout)
 
     def logs(self, tail: int | None = None) -> str:

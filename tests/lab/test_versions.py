@@ -13,9 +13,7 @@ PREVIOUS = "1.6.2"  # the previous minor's latest patch on npm
 
 
 def test_a_node_upgraded_and_rolled_back_keeps_its_sleeps_and_its_state() -> None:
-    lab = Lab([basics.greeter, basics.visits])
-    lab.server.version = PREVIOUS
-    with lab:
+    with Lab([basics.greeter, basics.visits], restate_version=PREVIOUS) as lab:
         assert lab.admin.version() == PREVIOUS
         assert lab.ingress.call("Visits", "visit", key="ada") == 1
         sleeping = lab.ingress.send("Greeter", "greet", {"name": "Ada", "delay_seconds": 2})
