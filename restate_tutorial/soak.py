@@ -198,14 +198,17 @@ class Soak:
                 self.report.violations.append(f"fault {fault!r} could not be undone: {error}")
 
     def _roll(self, rng: random.Random) -> None:
-        """Upgrade every node, one at a time (stopped, started on the new version, the cluster
-        ready again before the next), then roll them back the same way — until the end."""
+        """Upgrade every node, one at a time, then roll them back the same way — until the end.
+        Each node is stopped, started on the other version, and the next waits until posts are
+        read from Kafka again (as an operator waits for a node to be fully back: a stop while
+        its Kafka consumer is still joining its group stalls that subscription — seen with the
+        embedded broker)."""
         assert self.upgrade is not None
         server = self.lab.server
         nodes = server.nodes if isinstance(server, RestateCluster) else [server]
         for version in itertools.cycle(reversed(self.upgrade)):
             for node in nodes:
-                if self._stop.wait(rng.uniform(0.5, 1.5)):
+                if not self._posts_read_again(60) or self._stop.wait(rng.uniform(0.5, 1.5)):
                     return
                 self.report.faults[f"{node.node_name} → {version}"] += 1
                 try:
@@ -213,6 +216,26 @@ class Soak:
                 except LabError as error:
                     self.report.violations.append(f"fault: {node.node_name} on {version}: "
                                                   f"{error}")
+
+    def _posts_read_again(self, seconds: float) -> bool:
+        """Whether a post produced from now on is created within ``seconds`` (false when the
+        soak ends first); a violation if none is."""
+        now, deadline = time.time(), time.monotonic() + seconds
+
+        def read() -> bool:
+            with self._guard:
+                after = {p.content for p in self.posts if p.produced_at > now}
+            return any(e["content"] in after
+                       for e in social.social_media.ledger.entries("create_post"))
+
+        while not read():
+            if self._stop.wait(0.1):
+                return False
+            if time.monotonic() > deadline:
+                self.report.violations.append(f"fault: no post read from Kafka for {seconds:g} s"
+                                              " after the last restart")
+                return False
+        return True
 
     def _fire(self, fault: str, rng: random.Random) -> None:
         server = self.lab.server

@@ -5,6 +5,7 @@ catch a planted violation."""
 from __future__ import annotations
 
 from restate_tutorial import database
+from restate_tutorial.lab.binaries import RESTATE_VERSION
 from restate_tutorial.simulated import social, travel
 from restate_tutorial.soak import FAULTS, Soak
 
@@ -36,3 +37,17 @@ def test_a_short_chaos_soak_keeps_every_promise_and_the_checker_bites() -> None:
         assert f"payment {charged['payment_id']} charged 2 times" in planted
         assert f"{post['content']!r} created 2 times" in planted
         assert any(v.startswith(f"account {soak.accounts[0]}: ") for v in planted), planted
+
+
+def test_a_soak_that_upgrades_and_rolls_back_keeps_every_promise() -> None:
+    """soak --upgrade: the node upgraded from the previous minor to the pinned version and
+    rolled back, again and again, under sagas and Kafka posts: the same invariants hold."""
+    with Soak(SEED, upgrade=("1.6.2", RESTATE_VERSION)) as soak:
+        soak.run(10)
+        report = soak.check()
+        print(report)
+        assert report.faults[f"lab → {RESTATE_VERSION}"] >= 1, report.faults
+        assert report.faults["lab → 1.6.2"] >= 1, report.faults  # a rollback too
+        assert report.sagas["accepted"] > 0 and report.posts["created"] > 0
+        assert report.violations == []
+        assert soak.lab.admin.version() in ("1.6.2", RESTATE_VERSION)
