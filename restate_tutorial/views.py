@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, overload
 
 from .lab.admin import AdminClient, sql_string
+from .lab.errors import LabError
 from .lab.processes import wait_until
 
 if TYPE_CHECKING:
@@ -704,13 +705,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def trace(traces: TraceCollector, invocation_id: str, width: int = WATERFALL_WIDTH,
+def trace(traces: TraceCollector | None, invocation_id: str, width: int = WATERFALL_WIDTH,
           timeout: float = 30.0) -> Table:
     """The trace of ``invocation_id``, as the lab's trace collector received it: a row per
     span, under its parent, its bar on the trace's time axis — ✗ where it failed — and under
     each attempt the steps it journaled (``│``: when). Waits until restate-server has sent the
     invocation's end."""
     from . import tracing
+
+    if traces is None:
+        raise LabError("This lab collects no traces: start it with traces=True, e.g. "
+                       "Lab.shared([...], traces=True), to draw them.")
 
     def ended(spans: list[TraceSpan]) -> bool:
         return any(s.name.startswith("invocation-end")

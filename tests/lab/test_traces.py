@@ -218,3 +218,8 @@ def test_the_same_order_paid_twice_or_at_once_is_charged_once(traced: Lab) -> No
     key = f"order-{body['order_id']}"
     assert travel.payments.ledger.count("charge", payment_id=key) == 1
     assert travel.payments.ledger.count("charge (repeated)", payment_id=key) == 3
+
+
+def test_a_lab_without_traces_says_how_to_get_them() -> None:
+    with pytest.raises(LabError, match="start it with traces=True"):
+        views.trace(Lab([]).traces, "inv_none")  # (a lab made, not started)
