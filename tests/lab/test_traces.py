@@ -222,4 +222,4 @@ def test_the_same_order_paid_twice_or_at_once_is_charged_once(traced: Lab) -> No
 
 def test_a_lab_without_traces_says_how_to_get_them() -> None:
     with pytest.raises(LabError, match="start it with traces=True"):
-        views.trace(Lab([]).traces, "inv_none")  # (a lab made, not started)
+        views.trace(None, "inv_none")  # lab.traces of a lab started without traces=True
