@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from .processes import LOOPBACK, ensure_port_free, free_port
+from .processes import LOOPBACK, free_port, serve_http, stop_http
 
 #: Headers that belong to one hop (and the token): never forwarded.
 NOT_FORWARDED = {"authorization", "connection", "keep-alive", "transfer-encoding", "host",
@@ -47,16 +46,12 @@ class AuthProxy:
 
     def start(self) -> AuthProxy:
         if self._server is None:
-            ensure_port_free(self.port, "The auth proxy")
-            self._server = ThreadingHTTPServer((LOOPBACK, self.port), _handler(self))
-            threading.Thread(target=self._server.serve_forever, name="auth-proxy",
-                             daemon=True).start()
+            self._server = serve_http(self.port, _handler(self), "the auth proxy")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_http(self._server)
             self._server = None
 
     def __enter__(self) -> AuthProxy:

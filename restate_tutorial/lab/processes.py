@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .errors import LabError
@@ -200,6 +201,22 @@ def _claim(port: int) -> bool:
         os.close(fd)
         return True
     return False
+
+
+def serve_http(port: int, handler: type[BaseHTTPRequestHandler],
+               what: str) -> ThreadingHTTPServer:
+    """Serve ``handler`` on 127.0.0.1:``port`` from a daemon thread (a small server of the
+    lab's own: the auth proxy, the trace collector); ``stop_http`` ends it."""
+    ensure_port_free(port, what)
+    server = ThreadingHTTPServer((LOOPBACK, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=what, daemon=True).start()
+    return server
+
+
+def stop_http(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
 
 
 def ensure_port_free(port: int, what: str) -> None:

@@ -61,17 +61,13 @@ class TraceCollector:
 
     def start(self) -> TraceCollector:
         if self._server is None:
-            processes.ensure_port_free(self.port, "the trace collector")
-            self._server = ThreadingHTTPServer((LOOPBACK, self.port), _handler_for(self))
-            self._server.daemon_threads = True
-            threading.Thread(target=self._server.serve_forever, name="trace-collector",
-                             daemon=True).start()
+            self._server = processes.serve_http(self.port, _handler_for(self),
+                                                "the trace collector")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            processes.stop_http(self._server)
             self._server = None
 
     def spans(self, trace_id: str | None = None) -> list[Span]:
