@@ -105,6 +105,10 @@ class ServiceHost:
         config = Config()
         config.bind = [f"{LOOPBACK}:{self.port}"]
         config.graceful_timeout = 0.0
+        # hypercorn closes a connection after 1,000 requests by default; restate-server keeps
+        # one HTTP/2 connection per deployment and its 1,001st attempt then hangs (seen: the
+        # saga benchmark stalled at invocation 1,001). One connection serves for ever.
+        config.keep_alive_max_requests = 2**62
         config.accesslog = None
         config.errorlog = log
         self._stopping = asyncio.Event()

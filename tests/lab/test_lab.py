@@ -11,13 +11,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 
 from restate_tutorial import views
-from restate_tutorial.lab import IngressError, Lab, LabError, wait_until
+from restate_tutorial.lab import IngressError, Lab, LabError, ServiceHost, wait_until
 from restate_tutorial.patterns.basics import greeter
 from restate_tutorial.simulated import mailer
 
@@ -217,3 +218,25 @@ def test_wait_until_ended_waits_for_every_invocation_named(lab: Lab) -> None:
         lab.admin.wait_until_ended(service="Inbox", key=key, count=2, timeout=0.5)
     with pytest.raises(ValueError, match="name the invocations"):
         lab.admin.wait_until_ended()
+
+
+def test_the_service_host_serves_one_connection_past_a_thousand_requests() -> None:
+    """restate-server keeps one HTTP/2 connection per deployment: the host must not close it
+    after 1,000 requests (hypercorn's default), or the 1,001st attempt hangs for ever."""
+    clients: set[tuple[str, int]] = set()  # the client address of each request: one per connection
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        clients.add(tuple(scope["client"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    host = ServiceHost(app).start()
+    try:
+        # HTTP/2 with prior knowledge, on one connection, as restate-server talks to the host.
+        with httpx.Client(transport=httpx.HTTPTransport(http1=False, http2=True),
+                          timeout=5) as client:
+            answers = [client.get(f"{host.url}/{n}").status_code for n in range(1_005)]
+        assert answers == [200] * 1_005
+        assert len(clients) == 1, f"the host closed the connection: {len(clients)} were needed"
+    finally:
+        host.stop()
