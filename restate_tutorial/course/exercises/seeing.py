@@ -8,6 +8,7 @@ from datetime import timedelta
 import restate
 from restate import Context, InvocationRetryPolicy
 
+from ... import views
 from ...lab import Lab, LabError
 from ...scenarios import GOOD_CARD
 from ...simulated import mailer, travel
@@ -35,7 +36,10 @@ def check_span_once(lab: Lab) -> None:
            "does: Lab.shared([...], traces=True)")
     assert lab.traces is not None
     order_id = f"o-{uuid.uuid4().hex[:8]}"
-    told = lambda: mailer.ledger.count("notify", message_id=f"ship-{order_id}")  # noqa: E731
+
+    def told() -> bool:
+        return mailer.ledger.count("notify", message_id=f"ship-{order_id}") > 0
+
     for host in lab.service_hosts:
         host.pace = HOLD_SECONDS
     try:
@@ -46,8 +50,6 @@ def check_span_once(lab: Lab) -> None:
         for host in lab.service_hosts:
             host.pace = 0.0
     settle(lab, invocation, "Shipping/Ship")
-    from ... import views
-
     trace = views.trace(lab.traces, invocation)
     spans = [row for row in trace if row["name"] == "notify warehouse"
              and row["from"] == "service host"]  # a span, not the step of that name
