@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .patterns import (
@@ -122,8 +123,7 @@ def transfers_through_crashes(lab: Lab, count: int = 200, seed: int = 11,
     import random
 
     from . import database
-    from .lab.errors import IngressError
-    from .patterns.accounts import script
+    from .patterns.accounts import read_balances, script
 
     rng, run = random.Random(seed), uuid.uuid4().hex[:6]
     names = [f"{run}-{n}" for n in range(8)]
@@ -143,26 +143,40 @@ def transfers_through_crashes(lab: Lab, count: int = 200, seed: int = 11,
         else:
             for host in lab.service_hosts:
                 host.restart()
-    balance = dict.fromkeys(names, 10_000)
-    applied = refused = 0
-    for body, invocation in sent:
-        try:
-            lab.ingress.attach(invocation, timeout=120)
-        except IngressError:
-            refused += 1
-            continue
-        applied += 1
-        balance[body["from"]] -= body["amount_cents"]
-        balance[body["to"]] += body["amount_cents"]
+    balance, _, answers = outcome_of_transfers(lab, sent, dict.fromkeys(names, 10_000), 120)
+    applied = answers.pop("applied", 0)
+    table = read_balances(names)
     with database.connect() as conn:
-        table = dict(conn.execute("SELECT id, balance_cents FROM accounts WHERE id = ANY(%s)",
-                                  (names,)).fetchall())
         rows = conn.execute("SELECT count(*) FROM transfers WHERE transfer_id LIKE %s",
                             (f"{run}-t%",)).fetchone()[0]
-    return {"transfers": count, "applied": applied, "refused (not enough money)": refused,
+    return {"transfers": count, "applied": applied,
+            "refused (not enough money)": sum(answers.values()),
             "crashes after a COMMIT": crashes, "rows in transfers": rows,
             "total before": 80_000, "total after": sum(table.values()),
             "exact": table == balance and rows == applied and sum(table.values()) == 80_000}
+
+
+def outcome_of_transfers(lab: Lab, sent: list[tuple[dict[str, Any], str]],
+                         balances: dict[str, int], timeout: float
+                         ) -> tuple[dict[str, int], set[str], Counter[str]]:
+    """Wait for each transfer ``sent`` (body, invocation id) to answer: the balances the
+    applied ones make from ``balances`` (each transfer_id applied once, however often sent),
+    the transfer_ids applied, and how many answered what ("applied", "refused (409)")."""
+    from .lab.errors import IngressError
+
+    expected, applied, answers = dict(balances), set(), Counter[str]()
+    for body, invocation in sent:
+        try:
+            lab.ingress.attach(invocation, timeout=timeout)
+        except IngressError as error:
+            answers[f"refused ({error.status})"] += 1
+            continue
+        answers["applied"] += 1
+        if body["transfer_id"] not in applied:
+            applied.add(body["transfer_id"])
+            expected[body["from"]] -= body["amount_cents"]
+            expected[body["to"]] += body["amount_cents"]
+    return expected, applied, answers
 
 
 def interest_with_a_zombie(lab: Lab, service: str = "Accounts") -> dict[str, Any]:

@@ -37,7 +37,7 @@ from typing import Any
 
 from .lab import IngressError, Lab, LabError, RestateCluster, wait_until
 from .patterns import accounts, event_transactions, sagas
-from .scenarios import GOOD_CARD, booking
+from .scenarios import GOOD_CARD, booking, outcome_of_transfers
 from .simulated import social, travel
 
 TOPIC = "social-media-posts"
@@ -214,8 +214,8 @@ class Soak:
                 try:
                     node.restart(timeout=90, version=version, graceful=True)
                 except LabError as error:
-                    self.report.violations.append(f"fault: {node.node_name} on {version}: "
-                                                  f"{error}")
+                    self.report.violations.append(f"fault {node.node_name} → {version} "
+                                                  f"could not be done: {error}")
 
     def _posts_read_again(self, seconds: float) -> bool:
         """Whether a post produced from now on is created within ``seconds`` (false when the
@@ -232,8 +232,8 @@ class Soak:
             if self._stop.wait(0.1):
                 return False
             if time.monotonic() > deadline:
-                self.report.violations.append(f"fault: no post read from Kafka for {seconds:g} s"
-                                              " after the last restart")
+                self.report.violations.append(f"fault (upgrade): no post read from Kafka for"
+                                              f" {seconds:g} s after the last restart")
                 return False
         return True
 
@@ -380,23 +380,10 @@ class Soak:
             return []
         from . import database
 
-        expected = dict.fromkeys(self.accounts, 10_000)
-        applied: set[str] = set()
-        self.report.transfers.clear()
-        for body, invocation in self.transfers:
-            try:
-                self.lab.ingress.attach(invocation, timeout=60)
-            except IngressError as error:
-                self.report.transfers[f"refused ({error.status})"] += 1
-                continue
-            self.report.transfers["applied"] += 1
-            if body["transfer_id"] not in applied:
-                applied.add(body["transfer_id"])
-                expected[body["from"]] -= body["amount_cents"]
-                expected[body["to"]] += body["amount_cents"]
+        expected, applied, self.report.transfers = outcome_of_transfers(
+            self.lab, self.transfers, dict.fromkeys(self.accounts, 10_000), 60)
+        table = accounts.read_balances(self.accounts)
         with database.connect() as conn:
-            table = dict(conn.execute("SELECT id, balance_cents FROM accounts WHERE id = ANY(%s)",
-                                      (self.accounts,)).fetchall())
             rows = {row[0] for row in conn.execute(
                 "SELECT transfer_id FROM transfers WHERE transfer_id LIKE %s",
                 (f"soak-{self.seed}-%",))}

@@ -284,6 +284,13 @@ def read_balance(account: str) -> int:
     return read_account(account)["balance_cents"]
 
 
+def read_balances(accounts: list[str]) -> dict[str, int]:
+    """The balances of ``accounts`` in the table (those that exist)."""
+    with connect() as conn:
+        return dict(conn.execute("SELECT id, balance_cents FROM accounts WHERE id = ANY(%s)",
+                                 (accounts,)).fetchall())
+
+
 _schema_for: set[str] = set()
 
 
