@@ -678,21 +678,27 @@ def waterfall(admin: AdminClient, invocation_id: str) -> Table:
               for row in admin.sql("SELECT index, entry_type, name, appended_at FROM sys_journal"
                                    f" WHERE id = {me} ORDER BY index") if row.get("appended_at")]
     total = max((end - start).total_seconds(), 0.001)
-
-    def column(moment: datetime) -> int:
-        offset = (moment - start).total_seconds() / total
-        return min(max(int(offset * WATERFALL_WIDTH), 0), WATERFALL_WIDTH - 1)
-
     rows = [{"what": invocation["target"], "at_ms": 0.0, "took_ms": round(total * 1000, 1),
              "bar": "█" * WATERFALL_WIDTH}]
     for what, begin, finish in sorted(spans, key=lambda span: span[1]):
-        bar = (" " * column(begin) + "│" if finish is None else
-               " " * column(begin) + "█" * max(1, column(finish) - column(begin)))
+        bar = _bar((begin - start).total_seconds(),
+                   None if finish is None else (finish - start).total_seconds(), total)
         rows.append({"what": what, "at_ms": round((begin - start).total_seconds() * 1000, 1),
                      "took_ms": None if finish is None
                      else round((finish - begin).total_seconds() * 1000, 1), "bar": bar})
     return Table(f"Where the time went: {invocation_id} ({total * 1000:.0f} ms in Restate)",
                  ["what", "at_ms", "took_ms", "bar"], rows, link=ui_link(admin, invocation_id))
+
+
+def _bar(begin: float, finish: float | None, total: float, width: int = WATERFALL_WIDTH) -> str:
+    """On a time axis of ``width`` characters for ``total``: █ from ``begin`` to ``finish`` (one
+    at least), or │ at ``begin`` for a moment (``finish`` None)."""
+    def column(at: float) -> int:
+        return min(max(int(at / total * width), 0), width - 1)
+
+    if finish is None:
+        return " " * column(begin) + "│"
+    return " " * column(begin) + "█" * max(1, column(finish) - column(begin))
 
 
 def parse_time(value: Any) -> Any:
@@ -730,13 +736,12 @@ def trace(traces: TraceCollector | None, invocation_id: str, width: int = WATERF
     for span in spans:  # in order of start: a parent's children too
         children.setdefault(span.parent_id if span.parent_id in ids else "", []).append(span)
     start, end = min(s.start for s in spans), max(s.end for s in spans)
-    scale = width / max(end - start, 1)
+    total = max(end - start, 1)
     rows: list[dict[str, Any]] = []
 
     def add(parent: str, depth: int) -> None:
         for span in children.get(parent, []):
-            offset = min(width - 1, int((span.start - start) * scale))
-            bar = " " * offset + "█" * max(1, round((span.end - span.start) * scale))
+            bar = _bar(span.start - start, span.end - start, total, width)
             rows.append({"span": "  " * depth + span.name, "name": span.name,
                          "from": "Restate" if span.service == "Restate" else "service host",
                          "at (ms)": round((span.start - start) / 1e6),
@@ -747,8 +752,8 @@ def trace(traces: TraceCollector | None, invocation_id: str, width: int = WATERF
                 if step := attributes.get("restate.journal.command.name"):
                     rows.append({"span": "  " * (depth + 1) + f"· step {step!r}", "name": step,
                                  "from": "Restate", "at (ms)": round((at - start) / 1e6),
-                                 "error": False, "attributes": attributes, "timeline":
-                                 " " * min(width - 1, int((at - start) * scale)) + "│"})
+                                 "error": False, "attributes": attributes,
+                                 "timeline": _bar(at - start, None, total, width)})
             add(span.span_id, depth + 1)
 
     add("", 0)

@@ -26,7 +26,7 @@ from .ingress import IngressClient
 from .kafka import KafkaBroker
 from .postgres import PostgresServer
 from .processes import LOOPBACK
-from .server import ExternalRestate, RestatePorts, RestateServer, version_tuple
+from .server import ExternalRestate, RestatePorts, RestateServer
 from .service_host import ServiceHost
 from .stalls import StallWatch, StuckRecord
 from .traces import TraceCollector
@@ -218,7 +218,7 @@ class Lab:
             if self.otlp_endpoint:
                 tracing().export_to(self.otlp_endpoint)
             self.broker.start()
-            if any(version_tuple(node.version) < (1, 7) for node in self.nodes):
+            if any(node.before_1_7 for node in self.nodes):
                 for node in self.nodes:  # 1.6 is told the broker at start-up, not by the API
                     node.kafka_brokers = self.broker.bootstrap_servers
             self.server.start()

@@ -126,7 +126,7 @@ class RestateServer:
         if self.kafka_brokers:
             env["RESTATE_INGRESS__KAFKA_CLUSTERS"] = (
                 f'[{{name="my-cluster",brokers=["{self.kafka_brokers}"]}}]')
-        if version_tuple(self.version) < (1, 7) and (key := env.pop(PRIVATE_KEY_SETTING, None)):
+        if self.before_1_7 and (key := env.pop(PRIVATE_KEY_SETTING, None)):
             env["RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = key  # 1.6's older setting
         (self.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
         self._process = processes.spawn(
@@ -169,6 +169,11 @@ class RestateServer:
             processes.kill(self._process)
             self._process = None
 
+    @property
+    def before_1_7(self) -> bool:
+        """Whether this node's version takes 1.6's older settings (and no Kafka-cluster API)."""
+        return version_tuple(self.version) < (1, 7)
+
     def restart(self, timeout: float = 30.0, version: str | None = None,
                 graceful: bool = False) -> RestateServer:
         """Crash-restart (or, ``graceful``, stop and start) on the same data dir and ports — on
@@ -177,7 +182,10 @@ class RestateServer:
         was used)."""
         if version is not None:
             restate_server_binary(version)  # installed before the node goes down
-        self.stop() if graceful else self.kill()
+        if graceful:
+            self.stop()
+        else:
+            self.kill()
         self.version = version or self.version
         return self.start(timeout)
 
