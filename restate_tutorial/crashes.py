@@ -90,13 +90,8 @@ def crash_test(lab: Lab, start: Callable[[str], str], check: Callable[[str, str]
     after each run, once the invocation has ended. ``most_entries`` crashes after the first
     ones only (a smoke run)."""
     began = time.monotonic()
-    for host in lab.service_hosts:
-        host.pace = PACE_SECONDS
-    try:
+    with lab.paced(PACE_SECONDS):
         return _crash_runs(lab, start, check, modes, timeout, began, most_entries)
-    finally:
-        for host in lab.service_hosts:
-            host.pace = 0.0
 
 
 def _crash_runs(lab: Lab, start: Callable[[str], str], check: Callable[[str, str], None],

@@ -7,7 +7,8 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -173,6 +174,18 @@ class Lab:
                                  skip_command=self._skip_command)
         self.ingress = IngressClient([n.ingress_url for n in every],
                                      describe=self.admin.describe_unfinished)
+
+    @contextmanager
+    def paced(self, seconds: float) -> Iterator[None]:
+        """Meanwhile every service host holds each message a handler sends Restate ``seconds``:
+        a crash then lands right after the effect or journal entry it aims at."""
+        for host in self.service_hosts:
+            host.pace = seconds
+        try:
+            yield
+        finally:
+            for host in self.service_hosts:
+                host.pace = 0.0
 
     @property
     def nodes(self) -> list[RestateServer]:

@@ -86,13 +86,10 @@ def test_a_step_failing_twice_leaves_three_attempts_two_failed_and_one_span_per_
 
 def test_a_service_host_crash_mid_flight_shows_a_failed_attempt_a_gap_and_the_resumed_one(
         traced: Lab) -> None:
-    traced.host.pace = 0.5  # the crash lands while the attempt is under way
-    try:
+    with traced.paced(0.5):  # the crash lands while the attempt is under way
         invocation = traced.ingress.send("Checkout", "Pay", order())
         traced.admin.wait_for_entry(invocation, "Command: Run")
         traced.host.restart(at_once=True)
-    finally:
-        traced.host.pace = 0.0
     traced.ingress.attach(invocation, timeout=60)
     trace = views.trace(traced.traces, invocation)
     attempts = spans_named(trace, "invocation-attempt")

@@ -38,9 +38,7 @@ def crash_after_commit(lab: Lab, service: str, handler: str, body: Any, account:
     """Send ``body``; once the account's balance has moved (the COMMIT), crash ``part`` before
     Restate has the step's result; then let the invocation end, and return its answer."""
     before = balance(account)
-    for host in lab.service_hosts:
-        host.pace = HOLD_SECONDS
-    try:
+    with lab.paced(HOLD_SECONDS):
         invocation = lab.ingress.send(service, handler, body)
         if not eventually(lambda: balance(account) != before, 10):
             try:
@@ -50,9 +48,6 @@ def crash_after_commit(lab: Lab, service: str, handler: str, body: Any, account:
             raise NotYet(f"{service}/{handler} to change the balance of {account}",
                          f"{said} without changing it", unchanged_hint)
         crash(lab, part, "after the COMMIT, before the step's result reached Restate")
-    finally:
-        for host in lab.service_hosts:
-            host.pace = 0.0
     try:
         return settle(lab, invocation, f"{service}/{handler}")
     except IngressError as refused:

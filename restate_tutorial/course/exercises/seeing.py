@@ -40,15 +40,10 @@ def check_span_once(lab: Lab) -> None:
     def told() -> bool:
         return mailer.ledger.count("notify", message_id=f"ship-{order_id}") > 0
 
-    for host in lab.service_hosts:
-        host.pace = HOLD_SECONDS
-    try:
+    with lab.paced(HOLD_SECONDS):
         invocation = lab.ingress.send("Shipping", "Ship", {"order_id": order_id})
         if eventually(told, 10):
             crash(lab, HOST, "after the warehouse was told, before Restate had the step's result")
-    finally:
-        for host in lab.service_hosts:
-            host.pace = 0.0
     settle(lab, invocation, "Shipping/Ship")
     trace = views.trace(lab.traces, invocation)
     spans = [row for row in trace if row["name"] == "notify warehouse"
