@@ -153,7 +153,7 @@ class Interest:
 def parse_interest(request: Any) -> Interest:
     """The interest in ``request``, else TerminalError(400) naming the field."""
     wanted = fields(request, "interest", account=str, month=str, rate_bp=int)
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", wanted["month"]):
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", wanted["month"]):  # ASCII digits only
         raise TerminalError("malformed interest: month must be YYYY-MM, e.g. 2026-11", 400)
     if not 0 < wanted["rate_bp"] <= 10_000:
         raise TerminalError("malformed interest: rate_bp must be from 1 to 10,000 (100 %)", 400)

@@ -55,6 +55,9 @@ def parse_order(request: Any) -> dict[str, Any]:
     order = fields(request, "order", order_id=str, card_number=str, amount=(int, float))
     if not order["order_id"].strip() or len(order["order_id"]) > 200:
         raise TerminalError("malformed order: 'order_id' must be 1 to 200 characters", 400)
+    if not order["order_id"].isprintable():  # it goes into the receipt's subject line
+        raise TerminalError("malformed order: 'order_id' must not hold control characters "
+                            "(CR, LF, …)", 400)
     digits = order["card_number"].replace(" ", "")
     if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19):
         raise TerminalError("malformed order: card_number must be 12-19 digits 0-9", 400)

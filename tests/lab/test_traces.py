@@ -143,7 +143,9 @@ def test_bad_orders_are_a_400_naming_the_field(traced: Lab) -> None:
                         "12-19 digits"),
                        (f'{{"order_id": "a", {card}, "amount": 0}}', "positive"),
                        (f'{{"order_id": " ", {card}, "amount": 1}}', "1 to 200 characters"),
-                       (f'{{"order_id": "\\ud800", {card}, "amount": 1}}', "not valid Unicode")):
+                       (f'{{"order_id": "\\ud800", {card}, "amount": 1}}', "not valid Unicode"),
+                       (f'{{"order_id": "a\\r\\nBcc: x", {card}, "amount": 1}}',
+                        "control characters")):
         with pytest.raises(IngressError) as refused:
             traced.ingress.call("Checkout", "Pay", body.encode(), timeout=10)
         assert refused.value.status == 400 and says in refused.value.message, refused.value

@@ -210,6 +210,8 @@ def test_a_zombie_writing_back_an_old_read_is_refused_by_the_version_check(
 @pytest.mark.parametrize(("body", "status", "says"), [
     ({"account": "a", "month": "2026-13", "rate_bp": 100}, 400, "YYYY-MM"),
     ({"account": "a", "month": "11/2026", "rate_bp": 100}, 400, "YYYY-MM"),
+    ({"account": "a", "month": "２０２６-11", "rate_bp": 100}, 400, "YYYY-MM"),
+    ({"account": "a", "month": "2026-11\n", "rate_bp": 100}, 400, "YYYY-MM"),
     ({"account": "a", "month": "2026-11", "rate_bp": 0}, 400, "rate_bp"),
     ({"account": "a", "month": "2026-11", "rate_bp": 10_001}, 400, "rate_bp"),
     ({"account": "a", "month": "2026-11"}, 400, "'rate_bp'"),
